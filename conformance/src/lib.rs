@@ -1,0 +1,1 @@
+//! The lockspec conformance runner.

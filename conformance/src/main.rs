@@ -1,0 +1,2 @@
+//! The lockspec command-line runner.
+fn main() {}

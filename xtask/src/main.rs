@@ -1,0 +1,2 @@
+//! `cargo xtask`: lockspec tasks.
+fn main() {}
