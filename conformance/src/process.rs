@@ -1,0 +1,304 @@
+//! Worker processes: starting them, reading what they say, and making sure none outlives a trial.
+
+use std::ffi::OsString;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How to start a worker for one implementation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Implementation {
+    /// The name used in test names and reports.
+    pub name: String,
+    /// The program to run.
+    pub program: OsString,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+}
+
+impl Implementation {
+    /// An implementation run as `program args...`.
+    pub fn new(name: impl Into<String>, program: impl Into<OsString>, args: &[&str]) -> Self {
+        Implementation {
+            name: name.into(),
+            program: program.into(),
+            args: args.iter().map(OsString::from).collect(),
+        }
+    }
+
+    /// The command line, for messages.
+    pub fn command_line(&self) -> String {
+        std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// What a worker's stdout reader saw.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// One line, without its newline.
+    Line(String),
+    /// End of file: the worker closed its stdout (usually by exiting).
+    Eof,
+    /// Reading failed (not UTF-8, for instance).
+    ReadError(String),
+}
+
+/// A message from worker number `proc`, stamped when the runner received it.
+#[derive(Debug)]
+pub(crate) struct Msg {
+    pub proc: usize,
+    pub at: Instant,
+    pub incoming: Incoming,
+}
+
+/// The last part of a worker's stderr.
+#[derive(Debug, Default)]
+struct Tail {
+    text: String,
+    dropped: usize,
+}
+
+const TAIL_BYTES: usize = 16 * 1024;
+
+impl Tail {
+    fn push(&mut self, chunk: &str) {
+        self.text.push_str(chunk);
+        if self.text.len() > 2 * TAIL_BYTES {
+            let mut cut = self.text.len() - TAIL_BYTES;
+            while !self.text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.dropped += cut;
+            self.text.drain(..cut);
+        }
+    }
+}
+
+/// One running worker process.
+#[derive(Debug)]
+pub(crate) struct WorkerProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stderr: Arc<Mutex<Tail>>,
+    /// Processes the worker reported starting (`spawn_child`).
+    pub children: Vec<u32>,
+    /// Set once the runner killed it on purpose.
+    pub killed: bool,
+}
+
+impl WorkerProcess {
+    /// Starts `imp` in `dir`, with its stdout lines sent to `tx` tagged with `proc`.
+    pub fn spawn(
+        imp: &Implementation,
+        proc: usize,
+        dir: &Path,
+        tx: Sender<Msg>,
+        unprivileged: bool,
+    ) -> io::Result<WorkerProcess> {
+        let mut cmd = Command::new(&imp.program);
+        cmd.args(&imp.args)
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        sys::prepare(&mut cmd, unprivileged);
+        let mut child = cmd.spawn()?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let tail = Arc::new(Mutex::new(Tail::default()));
+
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                let incoming = match reader.read_until(b'\n', &mut buf) {
+                    Ok(0) => Incoming::Eof,
+                    Ok(_) => {
+                        if buf.last() != Some(&b'\n') {
+                            Incoming::ReadError(format!(
+                                "an unterminated line at end of output: {:?}",
+                                String::from_utf8_lossy(&buf)
+                            ))
+                        } else {
+                            buf.pop();
+                            if buf.last() == Some(&b'\r') {
+                                buf.pop();
+                            }
+                            match String::from_utf8(std::mem::take(&mut buf)) {
+                                Ok(line) => Incoming::Line(line),
+                                Err(e) => Incoming::ReadError(format!(
+                                    "a line that is not UTF-8: {:?}",
+                                    String::from_utf8_lossy(e.as_bytes())
+                                )),
+                            }
+                        }
+                    }
+                    Err(e) => Incoming::ReadError(e.to_string()),
+                };
+                let end = !matches!(incoming, Incoming::Line(_));
+                let msg = Msg {
+                    proc,
+                    at: Instant::now(),
+                    incoming,
+                };
+                if tx.send(msg).is_err() || end {
+                    return;
+                }
+            }
+        });
+        let sink = Arc::clone(&tail);
+        thread::spawn(move || {
+            let mut stderr = stderr;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let chunk = String::from_utf8_lossy(&buf[..n]);
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(&chunk);
+            }
+        });
+        Ok(WorkerProcess {
+            stdin: child.stdin.take(),
+            child,
+            stderr: tail,
+            children: Vec::new(),
+            killed: false,
+        })
+    }
+
+    /// Writes one line to the worker's stdin.
+    pub fn send(&mut self, line: &str) -> io::Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "stdin closed"))?;
+        stdin.write_all(line.as_bytes())?;
+        stdin.write_all(b"\n")?;
+        stdin.flush()
+    }
+
+    /// The exit status, if the worker has exited; waits up to `grace` for it.
+    pub fn exit_status(&mut self, grace: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + grace;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Kills the worker process itself (not its children) and reaps it, so that the operating
+    /// system has released whatever it held when this returns.
+    pub fn kill(&mut self) -> io::Result<()> {
+        self.killed = true;
+        self.stdin = None;
+        self.child.kill()?;
+        self.child.wait().map(|_| ())
+    }
+
+    /// Kills the worker, its process group and the children it reported, and reaps the worker.
+    pub fn kill_all(&mut self) {
+        self.killed = true;
+        self.stdin = None;
+        sys::kill_tree(&mut self.child, &self.children);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The tail of what the worker wrote to stderr.
+    pub fn stderr_tail(&self) -> String {
+        let tail = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
+        if tail.dropped > 0 {
+            format!("[{} bytes dropped]\n{}", tail.dropped, tail.text)
+        } else {
+            tail.text.clone()
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+/// Whether this process runs with root privileges (file permissions not enforced).
+pub fn is_privileged() -> bool {
+    sys::is_privileged()
+}
+
+#[cfg(unix)]
+mod sys {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Child, Command};
+
+    /// The user and group that workers of `unprivileged` scenarios run as under root.
+    const NOBODY: u32 = 65534;
+
+    pub fn prepare(cmd: &mut Command, unprivileged: bool) {
+        // Its own process group, so that the runner can kill everything the worker started.
+        cmd.process_group(0);
+        if unprivileged && is_privileged() {
+            cmd.uid(NOBODY).gid(NOBODY);
+        }
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                // Die with the runner's thread rather than linger if the runner is killed.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+    }
+
+    pub fn kill_tree(child: &mut Child, children: &[u32]) {
+        let pgid = child.id() as libc::pid_t;
+        // SAFETY: plain system calls on process IDs this runner started.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+            for &pid in children {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
+
+    pub fn is_privileged() -> bool {
+        // SAFETY: geteuid cannot fail.
+        unsafe { libc::geteuid() == 0 }
+    }
+}
+
+#[cfg(not(unix))]
+mod sys {
+    use std::process::{Child, Command};
+
+    pub fn prepare(_cmd: &mut Command, _unprivileged: bool) {}
+
+    pub fn kill_tree(child: &mut Child, children: &[u32]) {
+        let _ = child.kill();
+        for pid in children {
+            let _ = Command::new("taskkill")
+                .args(["/F", "/T", "/PID", &pid.to_string()])
+                .output();
+        }
+    }
+
+    pub fn is_privileged() -> bool {
+        false
+    }
+}

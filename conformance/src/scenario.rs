@@ -1,0 +1,933 @@
+//! Scenario files: their strict data model, loading, and the checks that run before any worker.
+//!
+//! The format is specified in `spec/SCENARIOS.md`; `spec/scenario.schema.json` says the same in
+//! JSON Schema. Every error names the file, the line and the column.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+
+use crate::locate::locate;
+use crate::timing::{Timeout, Window};
+
+/// One scenario, loaded and checked.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Permanent ID, `area::name`, derived from the file's place under `scenarios/`.
+    pub id: String,
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// The statement the scenario demonstrates.
+    pub description: String,
+    /// IDs of the rules it checks.
+    pub rules: Vec<String>,
+    /// Capabilities and environment conditions it needs.
+    pub requires: Vec<Requirement>,
+    /// Names of its worker processes.
+    pub processes: Vec<String>,
+    /// What happens, in order.
+    pub steps: Vec<Step>,
+}
+
+/// The top level of a scenario file, exactly as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    description: String,
+    rules: Vec<String>,
+    #[serde(default)]
+    requires: Vec<Requirement>,
+    processes: Vec<String>,
+    steps: Vec<Step>,
+}
+
+/// Something a scenario needs from the worker or the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Requirement {
+    /// The worker declares the `callback` capability.
+    Callback,
+    /// File permissions are enforced for the workers (they do not run as root).
+    Unprivileged,
+}
+
+impl Requirement {
+    /// The name used in scenario files and in the protocol's capability list.
+    pub fn name(self) -> &'static str {
+        match self {
+            Requirement::Callback => "callback",
+            Requirement::Unprivileged => "unprivileged",
+        }
+    }
+}
+
+/// An outcome kind of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Ok,
+    Acquired,
+    Released,
+    TimedOut,
+    WouldBlock,
+    NotHeld,
+    IoError,
+    Unsupported,
+}
+
+impl Kind {
+    /// Every kind, in the order they are documented.
+    pub const ALL: [Kind; 8] = [
+        Kind::Ok,
+        Kind::Acquired,
+        Kind::Released,
+        Kind::TimedOut,
+        Kind::WouldBlock,
+        Kind::NotHeld,
+        Kind::IoError,
+        Kind::Unsupported,
+    ];
+
+    /// The protocol's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Ok => "ok",
+            Kind::Acquired => "acquired",
+            Kind::Released => "released",
+            Kind::TimedOut => "timed_out",
+            Kind::WouldBlock => "would_block",
+            Kind::NotHeld => "not_held",
+            Kind::IoError => "io_error",
+            Kind::Unsupported => "unsupported",
+        }
+    }
+
+    /// Parses the protocol's spelling.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a step expects: a set of allowed outcome kinds, or that the operation blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// No reply within the settle window; the operation stays pending until an `await`.
+    Blocks,
+    /// The reply's outcome is one of these.
+    OneOf(BTreeSet<Kind>),
+}
+
+impl Expect {
+    fn ok() -> Expect {
+        Expect::OneOf(BTreeSet::from([Kind::Ok]))
+    }
+
+    /// Whether `kind` is an allowed outcome.
+    pub fn allows(&self, kind: Kind) -> bool {
+        matches!(self, Expect::OneOf(set) if set.contains(&kind))
+    }
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expect::Blocks => f.write_str("blocks"),
+            Expect::OneOf(set) => {
+                let names: Vec<_> = set.iter().map(|k| k.as_str()).collect();
+                f.write_str(&names.join(" or "))
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Expect {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Expect, D::Error> {
+        struct ExpectVisitor;
+
+        const EXPECTED: &str = "an outcome kind, \"blocks\", or a non-empty list of outcome kinds";
+
+        fn kind<E: de::Error>(s: &str) -> Result<Kind, E> {
+            Kind::parse(s).ok_or_else(|| {
+                let names: Vec<_> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+                E::custom(format!(
+                    "unknown outcome kind `{s}`, expected one of: blocks, {}",
+                    names.join(", ")
+                ))
+            })
+        }
+
+        impl<'de> Visitor<'de> for ExpectVisitor {
+            type Value = Expect;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(EXPECTED)
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Expect, E> {
+                if s == "blocks" {
+                    return Ok(Expect::Blocks);
+                }
+                Ok(Expect::OneOf(BTreeSet::from([kind(s)?])))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Expect, A::Error> {
+                let mut set = BTreeSet::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    if s == "blocks" {
+                        return Err(de::Error::custom("\"blocks\" cannot be part of a list"));
+                    }
+                    set.insert(kind(&s)?);
+                }
+                if set.is_empty() {
+                    return Err(de::Error::custom(format!(
+                        "empty list, expected {EXPECTED}"
+                    )));
+                }
+                Ok(Expect::OneOf(set))
+            }
+        }
+
+        deserializer.deserialize_any(ExpectVisitor)
+    }
+}
+
+fn main_thread() -> String {
+    "main".to_owned()
+}
+
+/// One step of a scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// The worker creates a lock object.
+    Open {
+        process: String,
+        #[serde(default = "main_thread")]
+        thread: String,
+        handle: String,
+        path: String,
+        #[serde(default)]
+        timeout: Timeout,
+        #[serde(default)]
+        callback: bool,
+        #[serde(default = "Expect::ok")]
+        expect: Expect,
+    },
+    /// The worker acquires through a lock object.
+    Acquire {
+        process: String,
+        #[serde(default = "main_thread")]
+        thread: String,
+        handle: String,
+        expect: Expect,
+        within: Option<Window>,
+    },
+    /// The worker releases through a lock object.
+    Release {
+        process: String,
+        #[serde(default = "main_thread")]
+        thread: String,
+        handle: String,
+        expect: Expect,
+        within: Option<Window>,
+    },
+    /// The worker drops a lock object.
+    Close {
+        process: String,
+        #[serde(default = "main_thread")]
+        thread: String,
+        handle: String,
+    },
+    /// The worker opens a plain handle on a file.
+    FileOpen {
+        process: String,
+        #[serde(default = "main_thread")]
+        thread: String,
+        file: String,
+        path: String,
+    },
+    /// The worker closes a plain handle.
+    FileClose {
+        process: String,
+        #[serde(default = "main_thread")]
+        thread: String,
+        file: String,
+    },
+    /// The worker starts an idle child process.
+    SpawnChild {
+        process: String,
+        #[serde(default = "main_thread")]
+        thread: String,
+        child: String,
+    },
+    /// The runner waits for the reply to a pending operation.
+    Await {
+        process: String,
+        #[serde(default = "main_thread")]
+        thread: String,
+        expect: Expect,
+        within: Option<Window>,
+    },
+    /// The pending operation must still be unanswered after a window.
+    ExpectBlocked {
+        process: String,
+        #[serde(default = "main_thread")]
+        thread: String,
+        #[serde(rename = "for")]
+        window: Window,
+    },
+    /// The contention callback of a handle has been called exactly `count` times.
+    ExpectCallbacks {
+        process: String,
+        handle: String,
+        count: u32,
+    },
+    /// The runner kills a worker.
+    Kill { process: String },
+    /// The runner writes a file.
+    WriteFile { path: String, content: String },
+    /// The runner checks a file.
+    CheckFile {
+        path: String,
+        exists: bool,
+        content: Option<String>,
+    },
+    /// The runner creates a directory.
+    Mkdir { path: String, mode: Option<String> },
+    /// The runner creates a symbolic link to a directory.
+    Symlink { path: String, target: String },
+}
+
+impl Step {
+    /// The worker process a step concerns, if any.
+    pub fn process(&self) -> Option<&str> {
+        match self {
+            Step::Open { process, .. }
+            | Step::Acquire { process, .. }
+            | Step::Release { process, .. }
+            | Step::Close { process, .. }
+            | Step::FileOpen { process, .. }
+            | Step::FileClose { process, .. }
+            | Step::SpawnChild { process, .. }
+            | Step::Await { process, .. }
+            | Step::ExpectBlocked { process, .. }
+            | Step::ExpectCallbacks { process, .. }
+            | Step::Kill { process } => Some(process),
+            Step::WriteFile { .. }
+            | Step::CheckFile { .. }
+            | Step::Mkdir { .. }
+            | Step::Symlink { .. } => None,
+        }
+    }
+
+    /// The thread a step concerns, if it concerns one.
+    pub fn thread(&self) -> Option<&str> {
+        match self {
+            Step::Open { thread, .. }
+            | Step::Acquire { thread, .. }
+            | Step::Release { thread, .. }
+            | Step::Close { thread, .. }
+            | Step::FileOpen { thread, .. }
+            | Step::FileClose { thread, .. }
+            | Step::SpawnChild { thread, .. }
+            | Step::Await { thread, .. }
+            | Step::ExpectBlocked { thread, .. } => Some(thread),
+            _ => None,
+        }
+    }
+
+    /// A short human-readable form, for reports: `acquire p2/main a`.
+    pub fn summary(&self) -> String {
+        let at = |p: &str, t: &str| format!("{p}/{t}");
+        match self {
+            Step::Open {
+                process,
+                thread,
+                handle,
+                path,
+                timeout,
+                ..
+            } => format!(
+                "open {} {handle} on {path:?} (timeout {})",
+                at(process, thread),
+                timeout.name()
+            ),
+            Step::Acquire {
+                process,
+                thread,
+                handle,
+                ..
+            } => format!("acquire {} {handle}", at(process, thread)),
+            Step::Release {
+                process,
+                thread,
+                handle,
+                ..
+            } => format!("release {} {handle}", at(process, thread)),
+            Step::Close {
+                process,
+                thread,
+                handle,
+            } => format!("close {} {handle}", at(process, thread)),
+            Step::FileOpen {
+                process,
+                thread,
+                file,
+                path,
+            } => format!("file_open {} {file} on {path:?}", at(process, thread)),
+            Step::FileClose {
+                process,
+                thread,
+                file,
+            } => format!("file_close {} {file}", at(process, thread)),
+            Step::SpawnChild {
+                process,
+                thread,
+                child,
+            } => format!("spawn_child {} {child}", at(process, thread)),
+            Step::Await {
+                process, thread, ..
+            } => format!("await {}", at(process, thread)),
+            Step::ExpectBlocked {
+                process,
+                thread,
+                window,
+            } => format!(
+                "expect_blocked {} for {}",
+                at(process, thread),
+                window.name()
+            ),
+            Step::ExpectCallbacks {
+                process,
+                handle,
+                count,
+            } => format!("expect_callbacks {process} {handle} = {count}"),
+            Step::Kill { process } => format!("kill {process}"),
+            Step::WriteFile { path, .. } => format!("write_file {path:?}"),
+            Step::CheckFile { path, exists, .. } => {
+                format!("check_file {path:?} (exists: {exists})")
+            }
+            Step::Mkdir { path, .. } => format!("mkdir {path:?}"),
+            Step::Symlink { path, target } => format!("symlink {path:?} -> {target:?}"),
+        }
+    }
+}
+
+/// A scenario file that cannot be used, with the place that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, 0 when unknown.
+    pub line: usize,
+    /// 1-based column, 0 when unknown.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// A piece of a JSON pointer: an object key or an array index.
+#[derive(Debug, Clone)]
+pub(crate) enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Parses and checks one scenario file's text. `known_rules` are the rule IDs of the spec.
+///
+/// # Errors
+///
+/// Returns the first problem found: JSON syntax, the data model (unknown field, wrong type), or a
+/// step that cannot happen (unknown process, handle or rule, an expectation no implementation
+/// could meet).
+pub fn parse(
+    id: &str,
+    file: &Path,
+    text: &str,
+    known_rules: &HashSet<String>,
+) -> Result<Scenario, LoadError> {
+    let raw: ScenarioFile = serde_json::from_str(text).map_err(|e| {
+        let message = e
+            .to_string()
+            .split(" at line ")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let (line, column) = if e.is_data() {
+            refine(text, &message).unwrap_or((e.line(), e.column()))
+        } else {
+            (e.line(), e.column())
+        };
+        LoadError {
+            file: file.to_owned(),
+            line,
+            column,
+            message,
+        }
+    })?;
+    let scenario = Scenario {
+        id: id.to_owned(),
+        file: file.to_owned(),
+        description: raw.description,
+        rules: raw.rules,
+        requires: raw.requires,
+        processes: raw.processes,
+        steps: raw.steps,
+    };
+    check(&scenario, known_rules).map_err(|(pointer, message)| {
+        let (line, column) = locate(text, &pointer).unwrap_or((0, 0));
+        LoadError {
+            file: file.to_owned(),
+            line,
+            column,
+            message,
+        }
+    })?;
+    Ok(scenario)
+}
+
+/// Finds a better place for a data error than serde's, which points at the end of a step for
+/// errors inside it: the step that fails on its own, and the field the message names.
+fn refine(text: &str, message: &str) -> Option<(usize, usize)> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let steps = value.get("steps")?.as_array()?;
+    let i = steps
+        .iter()
+        .position(|step| Step::deserialize(step).is_err())?;
+    let mut path = vec![Seg::Key("steps".into()), Seg::Index(i)];
+    let named = message.split('`').nth(1).unwrap_or_default();
+    if message.starts_with("unknown field") && steps[i].get(named).is_some() {
+        path.push(Seg::Key(named.to_owned()));
+    } else if message.starts_with("unknown outcome kind") || message.contains("list") {
+        path.push(Seg::Key("expect".into()));
+    }
+    locate(text, &path)
+}
+
+type CheckError = (Vec<Seg>, String);
+
+/// The checks serde cannot make: names that must exist and steps that must be possible.
+fn check(s: &Scenario, known_rules: &HashSet<String>) -> Result<(), CheckError> {
+    let at = |segs: &[Seg], msg: String| -> CheckError { (segs.to_vec(), msg) };
+    if s.description.trim().is_empty() {
+        return Err(at(
+            &[Seg::Key("description".into())],
+            "empty description".into(),
+        ));
+    }
+    if s.rules.is_empty() {
+        return Err(at(
+            &[Seg::Key("rules".into())],
+            "no rules: a scenario must cite at least one rule of spec/SPEC.md".into(),
+        ));
+    }
+    for (i, rule) in s.rules.iter().enumerate() {
+        if !known_rules.contains(rule) {
+            return Err(at(
+                &[Seg::Key("rules".into()), Seg::Index(i)],
+                format!("rule `{rule}` is not defined in spec/SPEC.md"),
+            ));
+        }
+    }
+    if s.processes.is_empty() {
+        return Err(at(
+            &[Seg::Key("processes".into())],
+            "no processes: expected at least one".into(),
+        ));
+    }
+    let mut procs = HashSet::new();
+    for (i, p) in s.processes.iter().enumerate() {
+        if !procs.insert(p.as_str()) {
+            return Err(at(
+                &[Seg::Key("processes".into()), Seg::Index(i)],
+                format!("process `{p}` is declared twice"),
+            ));
+        }
+    }
+
+    #[derive(Default)]
+    struct Proc {
+        dead: bool,
+        /// Open handles: name -> (timeout, callback).
+        handles: HashMap<String, (Timeout, bool)>,
+        files: HashSet<String>,
+        children: HashSet<String>,
+        /// Threads with a pending operation: thread -> handle.
+        pending: HashMap<String, String>,
+    }
+    let mut state: HashMap<&str, Proc> = s
+        .processes
+        .iter()
+        .map(|p| (p.as_str(), Proc::default()))
+        .collect();
+
+    for (i, step) in s.steps.iter().enumerate() {
+        let here = |field: &str| {
+            vec![
+                Seg::Key("steps".into()),
+                Seg::Index(i),
+                Seg::Key(field.into()),
+            ]
+        };
+        let Some(pname) = step.process() else {
+            continue;
+        };
+        let Some(proc) = state.get_mut(pname) else {
+            return Err((
+                here("process"),
+                format!(
+                    "unknown process `{pname}`, expected one of: {}",
+                    s.processes.join(", ")
+                ),
+            ));
+        };
+        if proc.dead {
+            return Err((
+                here("process"),
+                format!("process `{pname}` was killed by an earlier step"),
+            ));
+        }
+        let pending_on = |proc: &Proc, thread: &str| proc.pending.contains_key(thread);
+        let needs_idle = |proc: &Proc| -> Result<(), CheckError> {
+            let thread = step.thread().unwrap_or("main");
+            if pending_on(proc, thread) {
+                Err((
+                    here("thread"),
+                    format!(
+                        "thread `{pname}/{thread}` still has a blocked operation; `await` it first"
+                    ),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let known_handle = |proc: &Proc, handle: &str| -> Result<(Timeout, bool), CheckError> {
+            proc.handles.get(handle).copied().ok_or_else(|| {
+                (
+                    here("handle"),
+                    format!("handle `{handle}` is not open in process `{pname}`"),
+                )
+            })
+        };
+        match step {
+            Step::Open {
+                handle,
+                expect,
+                thread: _,
+                ..
+            } => {
+                needs_idle(proc)?;
+                let Expect::OneOf(kinds) = expect else {
+                    return Err((here("expect"), "`open` cannot block".into()));
+                };
+                if let Some(bad) = kinds
+                    .iter()
+                    .find(|k| !matches!(k, Kind::Ok | Kind::IoError | Kind::Unsupported))
+                {
+                    return Err((
+                        here("expect"),
+                        format!(
+                            "`open` cannot answer `{bad}`, expected ok, io_error or unsupported"
+                        ),
+                    ));
+                }
+                if proc.handles.contains_key(handle) {
+                    return Err((
+                        here("handle"),
+                        format!("handle `{handle}` is already open in process `{pname}`"),
+                    ));
+                }
+                let (timeout, callback) = match step {
+                    Step::Open {
+                        timeout, callback, ..
+                    } => (*timeout, *callback),
+                    _ => unreachable!(),
+                };
+                if callback && !s.requires.contains(&Requirement::Callback) {
+                    return Err((
+                        here("callback"),
+                        "a callback needs `\"requires\": [\"callback\"]`".into(),
+                    ));
+                }
+                proc.handles.insert(handle.clone(), (timeout, callback));
+            }
+            Step::Acquire {
+                handle,
+                expect,
+                thread,
+                ..
+            }
+            | Step::Release {
+                handle,
+                expect,
+                thread,
+                ..
+            } => {
+                needs_idle(proc)?;
+                let (timeout, _) = known_handle(proc, handle)?;
+                let acquire = matches!(step, Step::Acquire { .. });
+                check_kinds(expect, acquire, timeout).map_err(|m| (here("expect"), m))?;
+                if *expect == Expect::Blocks {
+                    proc.pending.insert(thread.clone(), handle.clone());
+                }
+            }
+            Step::Close { handle, .. } => {
+                needs_idle(proc)?;
+                known_handle(proc, handle)?;
+                proc.handles.remove(handle);
+            }
+            Step::FileOpen { file, .. } => {
+                needs_idle(proc)?;
+                if !proc.files.insert(file.clone()) {
+                    return Err((
+                        here("file"),
+                        format!("file `{file}` is already open in process `{pname}`"),
+                    ));
+                }
+            }
+            Step::FileClose { file, .. } => {
+                needs_idle(proc)?;
+                if !proc.files.remove(file) {
+                    return Err((
+                        here("file"),
+                        format!("file `{file}` is not open in process `{pname}`"),
+                    ));
+                }
+            }
+            Step::SpawnChild { child, .. } => {
+                needs_idle(proc)?;
+                if !proc.children.insert(child.clone()) {
+                    return Err((here("child"), format!("child `{child}` started twice")));
+                }
+            }
+            Step::Await { thread, expect, .. } => {
+                let Some(handle) = proc.pending.remove(thread) else {
+                    return Err((
+                        here("thread"),
+                        format!("nothing is pending on thread `{pname}/{thread}` to await"),
+                    ));
+                };
+                if *expect == Expect::Blocks {
+                    return Err((here("expect"), "`await` cannot expect `blocks`".into()));
+                }
+                let (timeout, _) = proc.handles[&handle];
+                check_kinds(expect, true, timeout).map_err(|m| (here("expect"), m))?;
+            }
+            Step::ExpectBlocked { thread, .. } => {
+                if !pending_on(proc, thread) {
+                    return Err((
+                        here("thread"),
+                        format!("nothing is pending on thread `{pname}/{thread}`"),
+                    ));
+                }
+            }
+            Step::ExpectCallbacks { handle, .. } => {
+                let (_, callback) = known_handle(proc, handle)?;
+                if !callback {
+                    return Err((
+                        here("handle"),
+                        format!("handle `{handle}` was not opened with `\"callback\": true`"),
+                    ));
+                }
+            }
+            Step::Kill { .. } => {
+                proc.dead = true;
+                proc.pending.clear();
+            }
+            Step::WriteFile { .. }
+            | Step::CheckFile { .. }
+            | Step::Mkdir { .. }
+            | Step::Symlink { .. } => {}
+        }
+    }
+    for (i, step) in s.steps.iter().enumerate() {
+        if let Step::Mkdir {
+            mode: Some(mode), ..
+        } = step
+            && parse_mode(mode).is_none()
+        {
+            return Err((
+                vec![
+                    Seg::Key("steps".into()),
+                    Seg::Index(i),
+                    Seg::Key("mode".into()),
+                ],
+                format!("mode `{mode}` is not an octal permission such as \"0755\""),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the allowed outcomes of an acquire or release make sense.
+fn check_kinds(expect: &Expect, acquire: bool, timeout: Timeout) -> Result<(), String> {
+    let Expect::OneOf(kinds) = expect else {
+        return if acquire {
+            Ok(())
+        } else {
+            Err("only `acquire` can be expected to block".into())
+        };
+    };
+    let allowed: &[Kind] = if acquire {
+        &[
+            Kind::Acquired,
+            Kind::TimedOut,
+            Kind::WouldBlock,
+            Kind::IoError,
+            Kind::Unsupported,
+        ]
+    } else {
+        &[
+            Kind::Released,
+            Kind::NotHeld,
+            Kind::IoError,
+            Kind::Unsupported,
+        ]
+    };
+    if let Some(bad) = kinds.iter().find(|k| !allowed.contains(k)) {
+        let names: Vec<_> = allowed.iter().map(|k| k.as_str()).collect();
+        let op = if acquire { "acquire" } else { "release" };
+        return Err(format!(
+            "`{op}` cannot answer `{bad}`, expected one of: {}",
+            names.join(", ")
+        ));
+    }
+    if timeout == Timeout::None
+        && kinds
+            .iter()
+            .all(|k| matches!(k, Kind::TimedOut | Kind::WouldBlock))
+    {
+        return Err(
+            "a handle without a timeout waits forever: it can never time out; give it a timeout or expect `blocks`"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Parses an octal permission string such as `"0555"`.
+pub fn parse_mode(mode: &str) -> Option<u32> {
+    if mode.is_empty() || mode.len() > 4 {
+        return None;
+    }
+    u32::from_str_radix(mode, 8).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn rules() -> HashSet<String> {
+        ["IDN-1", "IDN-2"].iter().map(|s| s.to_string()).collect()
+    }
+
+    const GOOD: &str = r#"{
+  "description": "a second process blocks while the first holds the lock",
+  "rules": ["IDN-2"],
+  "processes": ["p1", "p2"],
+  "steps": [
+    {"op": "open", "process": "p1", "handle": "a", "path": "x.lock"},
+    {"op": "acquire", "process": "p1", "handle": "a", "expect": "acquired"},
+    {"op": "open", "process": "p2", "handle": "a", "path": "x.lock"},
+    {"op": "acquire", "process": "p2", "handle": "a", "expect": "blocks"},
+    {"op": "release", "process": "p1", "handle": "a", "expect": "released"},
+    {"op": "await", "process": "p2", "expect": ["acquired"]}
+  ]
+}"#;
+
+    #[test]
+    fn a_good_scenario_parses() {
+        let s = parse("identity::x", Path::new("x.json"), GOOD, &rules()).unwrap();
+        assert_eq!(s.steps.len(), 6);
+        assert!(
+            matches!(&s.steps[3], Step::Acquire { expect: Expect::Blocks, thread, .. } if thread == "main")
+        );
+    }
+
+    #[rstest]
+    #[case::syntax(r#""rules": ["IDN-2"],"#, r#""rules": ["IDN-2"]"#, 4, "expected")]
+    #[case::unknown_field(r#""processes""#, r#""procs""#, 4, "unknown field `procs`")]
+    #[case::unknown_rule(r#"["IDN-2"]"#, r#"["IDN-9"]"#, 3, "rule `IDN-9` is not defined")]
+    #[case::unknown_process(
+        r#""process": "p2", "handle": "a", "path""#,
+        r#""process": "p3", "handle": "a", "path""#,
+        8,
+        "unknown process `p3`"
+    )]
+    #[case::unknown_handle(
+        r#""process": "p1", "handle": "a", "expect": "released""#,
+        r#""process": "p1", "handle": "b", "expect": "released""#,
+        10,
+        "handle `b` is not open"
+    )]
+    #[case::unknown_kind(
+        r#""expect": "acquired"}"#,
+        r#""expect": "aquired"}"#,
+        7,
+        "unknown outcome kind `aquired`"
+    )]
+    #[case::impossible_timeout(
+        r#""expect": ["acquired"]"#,
+        r#""expect": ["timed_out"]"#,
+        11,
+        "can never time out"
+    )]
+    #[case::await_nothing(
+        r#""await", "process": "p2""#,
+        r#""await", "process": "p1""#,
+        11,
+        "nothing is pending"
+    )]
+    #[case::release_blocks(
+        r#""expect": "released""#,
+        r#""expect": "blocks""#,
+        10,
+        "only `acquire` can be expected to block"
+    )]
+    fn a_bad_scenario_names_the_line(
+        #[case] from: &str,
+        #[case] to: &str,
+        #[case] line: usize,
+        #[case] message: &str,
+    ) {
+        assert!(GOOD.contains(from), "test case does not apply: {from}");
+        let text = GOOD.replacen(from, to, 1);
+        let err = parse("identity::x", Path::new("x.json"), &text, &rules()).unwrap_err();
+        assert_eq!(err.line, line, "{err}");
+        assert!(err.column > 0, "{err}");
+        assert!(err.message.contains(message), "{err}");
+        assert!(
+            err.to_string().starts_with(&format!("x.json:{line}:")),
+            "{err}"
+        );
+    }
+}

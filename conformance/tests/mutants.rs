@@ -1,0 +1,80 @@
+//! The harness's self-test: deliberately broken locks must each fail a scenario of the rule
+//! they break. A suite that passes a broken lock proves nothing.
+
+use std::collections::HashSet;
+
+use lockspec_conformance::run::{self, Settings, Verdict};
+use lockspec_conformance::scenario::Scenario;
+use lockspec_conformance::timing::Timing;
+use lockspec_conformance::{Implementation, suite};
+use rstest::rstest;
+
+fn settings() -> Settings {
+    Settings {
+        timing: Timing::from_env().expect("a valid LOCKSPEC_TIMING_SCALE"),
+        dir: None,
+    }
+}
+
+/// Runs every scenario citing `rule` against the mutant, in parallel, and returns
+/// (scenario ID, verdict) pairs.
+fn judge(mutant: &str, rule: &str) -> Vec<(String, Verdict)> {
+    let suite = suite::load(&suite::default_root()).expect("the suite loads");
+    let citing: Vec<&Scenario> = suite
+        .scenarios
+        .iter()
+        .filter(|s| s.rules.iter().any(|r| r == rule))
+        .collect();
+    assert!(!citing.is_empty(), "no scenario cites {rule}");
+    let imp = Implementation::new(
+        format!("mutant-{mutant}"),
+        env!("CARGO_BIN_EXE_lockspec-worker-mutants"),
+        &["--mutant", mutant],
+    );
+    let settings = settings();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = citing
+            .iter()
+            .map(|s| {
+                let (imp, settings) = (&imp, &settings);
+                scope.spawn(move || (s.id.clone(), run::run(imp, s, settings).verdict))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a trial does not panic"))
+            .collect()
+    })
+}
+
+#[rstest]
+#[case::reentrant("reentrant", "REE-1")]
+#[case::per_process_record_lock_in_process("per-process-record-lock", "IDN-1")]
+#[case::per_process_record_lock_other_handle("per-process-record-lock", "FIL-3")]
+#[case::timeout_ignored("timeout-ignored", "TMO-3")]
+#[case::timeout_immediate("timeout-immediate", "TMO-3")]
+#[case::release_unheld_ok("release-unheld-ok", "REL-2")]
+#[case::delete_on_release("delete-on-release", "FIL-1")]
+#[case::release_other_thread_refused("release-other-thread-refused", "REL-1")]
+#[case::leak_to_child("leak-to-child", "INH-1")]
+#[case::lock_in_contents("lock-in-contents", "DTH-1")]
+fn a_broken_lock_fails_a_scenario_of_the_rule_it_breaks(#[case] mutant: &str, #[case] rule: &str) {
+    let verdicts = judge(mutant, rule);
+    let errors: Vec<_> = verdicts
+        .iter()
+        .filter(|(_, v)| matches!(v, Verdict::Error(_)))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the mutant's worker broke instead of its lock being judged: {errors:#?}"
+    );
+    let failed: HashSet<&str> = verdicts
+        .iter()
+        .filter(|(_, v)| matches!(v, Verdict::Fail(_)))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert!(
+        !failed.is_empty(),
+        "mutant {mutant} passed every scenario citing {rule}: {verdicts:#?}"
+    );
+}

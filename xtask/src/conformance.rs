@@ -1,0 +1,26 @@
+//! `cargo xtask conformance`: builds the runner and the workers, then runs the suite.
+
+use std::process::Command;
+
+/// Builds `lockspec` and the Rust workers, then runs `lockspec` with `args`.
+pub fn run(args: &[String]) -> Result<(), String> {
+    crate::run(crate::cargo().args([
+        "build",
+        "--quiet",
+        "--package",
+        "lockspec-conformance",
+        "--bins",
+    ]))?;
+    let exe = crate::target_dir()
+        .join("debug")
+        .join(format!("lockspec{}", std::env::consts::EXE_SUFFIX));
+    let status = Command::new(&exe)
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the conformance run failed ({status})"))
+    }
+}
