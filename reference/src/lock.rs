@@ -1,0 +1,933 @@
+//! `FileLock`, the lock object, and `Guard`, which releases it when dropped.
+
+use std::fmt;
+use std::fs::TryLockError;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::Error;
+use crate::registry::Shared;
+use crate::sys;
+
+/// The source of object ids; 0 is never handed out.
+static NEXT_OBJECT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// An exclusive lock on a file, shared with every other process and every other `FileLock` in
+/// this process whose path leads to the same file.
+///
+/// The lock belongs to the object, not to a thread: share it (`&FileLock`, `Arc<FileLock>`) and
+/// any thread may release what another acquired. Dropping an object that holds the lock releases
+/// it.
+///
+/// Within this process, objects on one file queue on an in-process condition variable and then
+/// take the OS lock (`flock` on Unix, `LockFileEx` on Windows) on one handle they all share, so
+/// that opening and closing other handles to the file never releases it.
+pub struct FileLock {
+    /// The path as given to [`FileLock::open`].
+    path: PathBuf,
+    timeout: Option<Duration>,
+    on_contention: Option<Box<dyn Fn() + Send + Sync>>,
+    /// This object's id in `Shared`'s state.
+    id: u64,
+    shared: Arc<Shared>,
+}
+
+impl FileLock {
+    /// Opens the lock file at `path` now, creating it if missing (but never truncating it), with
+    /// no timeout: [`acquire`](Self::acquire) waits forever.
+    ///
+    /// If the file cannot be opened for writing because of its permissions, it is opened
+    /// read-only, which is enough to lock it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file system refuses: a missing parent directory, a path that is a
+    /// directory, a permission.
+    pub fn open(path: impl AsRef<Path>) -> Result<FileLock, Error> {
+        let path = path.as_ref().to_path_buf();
+        let shared = match sys::open(&path).and_then(Shared::for_file) {
+            Ok(shared) => shared,
+            Err(source) => return Err(Error::Io { path, source }),
+        };
+        Ok(FileLock {
+            path,
+            timeout: None,
+            on_contention: None,
+            id: NEXT_OBJECT_ID.fetch_add(1, Ordering::Relaxed),
+            shared,
+        })
+    }
+
+    /// Sets the timeout that [`acquire`](Self::acquire) and [`lock`](Self::lock) honour: `None`
+    /// waits forever, `Some(Duration::ZERO)` makes a single attempt.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> FileLock {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets a callback that is called exactly once by every acquire that finds the lock held and
+    /// is about to wait for it, before it waits.
+    ///
+    /// It is never called when the acquire succeeds at once, nor by a single attempt (a zero
+    /// timeout, [`try_acquire`](Self::try_acquire)), which never waits. It is called on the
+    /// acquiring thread, with no internal lock held.
+    #[must_use]
+    pub fn on_contention(mut self, callback: impl Fn() + Send + Sync + 'static) -> FileLock {
+        self.on_contention = Some(Box::new(callback));
+        self
+    }
+
+    /// The path of the lock file, as given to [`open`](Self::open).
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The timeout that [`acquire`](Self::acquire) and [`lock`](Self::lock) honour.
+    #[must_use]
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Acquires the lock, waiting at most this object's [`timeout`](Self::timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TimedOut`] when the lock stays held, by anyone including this object, for the
+    /// whole timeout; [`Error::Io`] when the operating system fails to lock the file.
+    pub fn acquire(&self) -> Result<(), Error> {
+        self.acquire_timeout(self.timeout)
+    }
+
+    /// Makes a single attempt to acquire the lock, the same as a zero timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TimedOut`] with a zero `timeout` when the lock is held, by anyone including this
+    /// object; [`Error::Io`] when the operating system fails to lock the file.
+    pub fn try_acquire(&self) -> Result<(), Error> {
+        self.acquire_timeout(Some(Duration::ZERO))
+    }
+
+    /// Acquires the lock, waiting at most `timeout` (`None`: forever, `Some(Duration::ZERO)`: a
+    /// single attempt) instead of this object's timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TimedOut`] when the lock stays held, by anyone including this object, for the
+    /// whole timeout; [`Error::Io`] when the operating system fails to lock the file.
+    pub fn acquire_timeout(&self, timeout: Option<Duration>) -> Result<(), Error> {
+        // A deadline too far away to represent is no deadline.
+        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        let single_attempt = timeout == Some(Duration::ZERO);
+        // Whether this acquire has found the lock held and called the contention callback.
+        let mut contended = false;
+
+        // First, wait until no object in this process holds or claims the lock, and claim it.
+        let mut state = self.shared.state();
+        while state.owner.is_some() {
+            if !single_attempt && !contended {
+                // The callback runs without the state locked: it may use this lock.
+                drop(state);
+                self.contend(&mut contended);
+                state = self.shared.state();
+                continue;
+            }
+            if single_attempt || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return Err(self.timed_out(timeout));
+            }
+            state = self.shared.wait(state, deadline);
+        }
+        state.owner = Some(self.id);
+        drop(state);
+        let claim = Claim {
+            shared: &self.shared,
+            taken: false,
+        };
+
+        // Then take the OS lock, which another process may hold.
+        let locked = match self.shared.file.try_lock() {
+            Ok(()) => Ok(true),
+            Err(TryLockError::WouldBlock) if single_attempt => Ok(false),
+            Err(TryLockError::WouldBlock) => {
+                self.contend(&mut contended);
+                sys::lock_until(&self.shared.file, deadline)
+            }
+            Err(TryLockError::Error(source)) => Err(source),
+        };
+        match locked {
+            Ok(true) => {
+                claim.take();
+                Ok(())
+            }
+            Ok(false) => Err(self.timed_out(timeout)),
+            Err(source) => Err(self.io(source)),
+        }
+    }
+
+    /// Releases the lock that this object holds.
+    ///
+    /// Any thread may release it, whichever thread acquired it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotHeld`], changing nothing, when this object does not hold the lock (it is
+    /// unlocked, or held by another object or process); [`Error::Io`] when the operating system
+    /// fails to unlock the file.
+    pub fn release(&self) -> Result<(), Error> {
+        let mut state = self.shared.state();
+        if state.owner != Some(self.id) || !state.held {
+            return Err(Error::NotHeld {
+                path: self.path.clone(),
+            });
+        }
+        self.shared
+            .file
+            .unlock()
+            .map_err(|source| self.io(source))?;
+        state.owner = None;
+        state.held = false;
+        drop(state);
+        self.shared.notify_released();
+        Ok(())
+    }
+
+    /// Acquires the lock, waiting at most this object's [`timeout`](Self::timeout), and returns
+    /// a guard that releases it when dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire).
+    pub fn lock(&self) -> Result<Guard<'_>, Error> {
+        self.acquire()?;
+        Ok(Guard { lock: self })
+    }
+
+    /// Whether this object holds the lock.
+    ///
+    /// Another object, in this process or another, holding it does not count.
+    #[must_use]
+    pub fn is_held(&self) -> bool {
+        let state = self.shared.state();
+        state.owner == Some(self.id) && state.held
+    }
+
+    /// Calls the contention callback, unless this acquire has already called it.
+    fn contend(&self, contended: &mut bool) {
+        if !*contended {
+            *contended = true;
+            if let Some(callback) = &self.on_contention {
+                callback();
+            }
+        }
+    }
+
+    fn timed_out(&self, timeout: Option<Duration>) -> Error {
+        Error::TimedOut {
+            path: self.path.clone(),
+            // Only a timed acquire times out; `MAX` stands for a timeout beyond any deadline.
+            timeout: timeout.unwrap_or(Duration::MAX),
+        }
+    }
+
+    fn io(&self, source: std::io::Error) -> Error {
+        Error::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+impl fmt::Debug for FileLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileLock")
+            .field("path", &self.path)
+            .field("timeout", &self.timeout)
+            .field("on_contention", &self.on_contention.as_ref().map(|_| ".."))
+            .field("held", &self.is_held())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        if let Err(Error::Io { .. }) = self.release() {
+            // The OS refused to unlock; the handle is closed when the last object on the file
+            // goes, which unlocks it. Until then, do not leave the other objects waiting for an
+            // object that no longer exists.
+            let mut state = self.shared.state();
+            state.owner = None;
+            state.held = false;
+            drop(state);
+            self.shared.notify_released();
+        }
+    }
+}
+
+/// An object's claim on the lock while it takes the OS lock: dropped without being taken (a
+/// timeout, an error, a panicking callback), it lets the next object in.
+struct Claim<'a> {
+    shared: &'a Shared,
+    taken: bool,
+}
+
+impl Claim<'_> {
+    /// The OS lock is taken: the claimant now holds the lock.
+    fn take(mut self) {
+        self.shared.state().held = true;
+        self.taken = true;
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if !self.taken {
+            let mut state = self.shared.state();
+            state.owner = None;
+            drop(state);
+            self.shared.notify_released();
+        }
+    }
+}
+
+/// Holds a [`FileLock`] until dropped; made by [`FileLock::lock`].
+#[must_use = "the lock is released as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct Guard<'a> {
+    lock: &'a FileLock,
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        // Nothing to do if the lock was released through the object meanwhile; and an OS error
+        // cannot be reported from here.
+        let _ = self.lock.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::{self, File};
+    use std::path::Component;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    use std::sync::mpsc;
+    use std::thread;
+
+    use rstest::rstest;
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::registry;
+
+    /// A timeout short enough to keep the suite fast.
+    const SHORT: Duration = Duration::from_millis(50);
+    /// The margin that an operation expected to return promptly, or at its timeout, gets: wide,
+    /// since tests run many at a time on a small machine.
+    const MARGIN: Duration = Duration::from_secs(2);
+    /// How long a test waits for another thread to reach a point before it fails instead of
+    /// hanging.
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    /// A fresh directory and the path of a lock file in it, not yet created.
+    fn lock_file() -> (TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let path = dir.path().join("a.lock");
+        (dir, path)
+    }
+
+    /// A lock on `path` whose contention callback sends on the returned channel.
+    fn signalling_lock(path: &Path) -> (FileLock, mpsc::Receiver<()>) {
+        let (tx, rx) = mpsc::channel();
+        let lock = FileLock::open(path).unwrap().on_contention(move || {
+            // The test may have stopped listening; that is not this callback's business.
+            let _ = tx.send(());
+        });
+        (lock, rx)
+    }
+
+    /// A lock on `path` whose contention callback counts its calls.
+    fn counting_lock(path: &Path) -> (FileLock, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&calls);
+        let lock = FileLock::open(path).unwrap().on_contention(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        (lock, calls)
+    }
+
+    /// A handle of its own on `path`, outside every `FileLock`: the OS sees it as a separate
+    /// holder, as it would another process.
+    fn foreign_handle(path: &Path) -> File {
+        File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .unwrap()
+    }
+
+    /// Whether some handle holds the OS lock on `path`, as another process would see it.
+    fn os_lock_is_held(path: &Path) -> bool {
+        match foreign_handle(path).try_lock() {
+            Ok(()) => false,
+            Err(TryLockError::WouldBlock) => true,
+            Err(TryLockError::Error(err)) => panic!("try_lock failed: {err}"),
+        }
+    }
+
+    fn assert_timed_out(result: Result<(), Error>, path: &Path, timeout: Duration) {
+        match result {
+            Err(Error::TimedOut {
+                path: error_path,
+                timeout: error_timeout,
+            }) => {
+                assert_eq!(error_path, path);
+                assert_eq!(error_timeout, timeout);
+            }
+            other => panic!("expected TimedOut after {timeout:?}, got {other:?}"),
+        }
+    }
+
+    fn assert_not_held(result: Result<(), Error>, path: &Path) {
+        match result {
+            Err(Error::NotHeld { path: error_path }) => assert_eq!(error_path, path),
+            other => panic!("expected NotHeld, got {other:?}"),
+        }
+    }
+
+    /// Who holds the lock while another object tries to take it.
+    #[derive(Debug, Clone, Copy)]
+    enum Holder {
+        /// Another `FileLock` in this process: the in-process wait.
+        Object,
+        /// A handle outside every `FileLock`: the OS lock's wait, as for another process.
+        Foreign,
+    }
+
+    /// A held lock, released by `release` or on drop.
+    enum Held {
+        Object(FileLock),
+        Foreign(File),
+    }
+
+    impl Holder {
+        fn take(self, path: &Path) -> Held {
+            match self {
+                Holder::Object => {
+                    let lock = FileLock::open(path).unwrap();
+                    lock.try_acquire().unwrap();
+                    Held::Object(lock)
+                }
+                Holder::Foreign => {
+                    let file = foreign_handle(path);
+                    file.try_lock().unwrap();
+                    Held::Foreign(file)
+                }
+            }
+        }
+    }
+
+    impl Held {
+        fn release(&self) {
+            match self {
+                Held::Object(lock) => lock.release().unwrap(),
+                Held::Foreign(file) => file.unlock().unwrap(),
+            }
+        }
+    }
+
+    #[test]
+    fn file_lock_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<FileLock>();
+        assert_send_sync::<Guard<'_>>();
+    }
+
+    #[test]
+    fn open_creates_the_file_and_keeps_the_path_as_given() {
+        let (_dir, path) = lock_file();
+        let lock = FileLock::open(&path).unwrap();
+        assert!(path.is_file());
+        assert_eq!(lock.path(), path);
+        assert_eq!(lock.timeout(), None);
+        assert!(!lock.is_held());
+        let lock = lock.with_timeout(Some(SHORT));
+        assert_eq!(lock.timeout(), Some(SHORT));
+    }
+
+    #[test]
+    fn acquire_and_release_an_unlocked_lock() {
+        let (_dir, path) = lock_file();
+        let lock = FileLock::open(&path).unwrap();
+        lock.acquire().unwrap();
+        assert!(lock.is_held());
+        assert!(os_lock_is_held(&path));
+        lock.release().unwrap();
+        assert!(!lock.is_held());
+        assert!(!os_lock_is_held(&path));
+    }
+
+    #[test]
+    fn two_objects_on_one_file_exclude_each_other_across_threads() {
+        let (_dir, path) = lock_file();
+        let first = FileLock::open(&path).unwrap();
+        let (second, waiting) = signalling_lock(&path);
+        first.acquire().unwrap();
+        thread::scope(|scope| {
+            let waiter = scope.spawn(|| second.acquire());
+            waiting.recv_timeout(PATIENCE).expect("second object waits");
+            assert!(first.is_held());
+            assert!(!second.is_held());
+            first.release().unwrap();
+            waiter.join().unwrap().unwrap();
+        });
+        assert!(second.is_held());
+        assert!(!first.is_held());
+        assert_timed_out(first.try_acquire(), &path, Duration::ZERO);
+    }
+
+    /// The ways of acquiring a lock that can fail on contention.
+    #[derive(Debug, Clone, Copy)]
+    enum Attempt {
+        Try,
+        ObjectTimeout,
+        CallTimeout,
+        Guard,
+    }
+
+    impl Attempt {
+        /// Attempts to acquire `lock`, whose own timeout is `SHORT`; returns the timeout
+        /// expected in the error.
+        fn run(self, lock: &FileLock) -> (Result<(), Error>, Duration) {
+            match self {
+                Attempt::Try => (lock.try_acquire(), Duration::ZERO),
+                Attempt::ObjectTimeout => (lock.acquire(), SHORT),
+                Attempt::CallTimeout => (lock.acquire_timeout(Some(SHORT)), SHORT),
+                // A guard returned by mistake would release on drop; the assertion fails anyway.
+                Attempt::Guard => (lock.lock().map(drop), SHORT),
+            }
+        }
+    }
+
+    #[rstest]
+    fn acquiring_a_held_lock_again_times_out(
+        #[values(true, false)] same_object: bool,
+        #[values(
+            Attempt::Try,
+            Attempt::ObjectTimeout,
+            Attempt::CallTimeout,
+            Attempt::Guard
+        )]
+        attempt: Attempt,
+    ) {
+        let (_dir, path) = lock_file();
+        let holder = FileLock::open(&path).unwrap().with_timeout(Some(SHORT));
+        let other = FileLock::open(&path).unwrap().with_timeout(Some(SHORT));
+        let contender = if same_object { &holder } else { &other };
+        holder.acquire().unwrap();
+
+        let (result, timeout) = attempt.run(contender);
+
+        assert_timed_out(result, &path, timeout);
+        assert!(holder.is_held());
+        assert!(!other.is_held());
+        assert!(os_lock_is_held(&path));
+    }
+
+    #[test]
+    fn one_object_shared_by_threads_is_held_once_and_any_thread_may_release() {
+        let (_dir, path) = lock_file();
+        let (lock, waiting) = signalling_lock(&path);
+        lock.acquire().unwrap();
+        thread::scope(|scope| {
+            let second = scope.spawn(|| lock.acquire());
+            waiting.recv_timeout(PATIENCE).expect("second thread waits");
+            assert!(!second.is_finished());
+            // A third thread releases what the first acquired; the second then gets it.
+            scope.spawn(|| lock.release()).join().unwrap().unwrap();
+            second.join().unwrap().unwrap();
+        });
+        assert!(lock.is_held());
+        lock.release().unwrap();
+        assert!(!lock.is_held());
+        assert!(!os_lock_is_held(&path));
+    }
+
+    #[test]
+    fn releasing_an_unlocked_lock_is_not_held_and_changes_nothing() {
+        let (_dir, path) = lock_file();
+        let lock = FileLock::open(&path).unwrap();
+        assert_not_held(lock.release(), &path);
+        assert!(!lock.is_held());
+        lock.try_acquire().unwrap();
+        lock.release().unwrap();
+        assert_not_held(lock.release(), &path);
+        assert!(!os_lock_is_held(&path));
+    }
+
+    #[test]
+    fn releasing_through_an_object_that_does_not_hold_is_not_held_and_changes_nothing() {
+        let (_dir, path) = lock_file();
+        let holder = FileLock::open(&path).unwrap();
+        let other = FileLock::open(&path).unwrap();
+        holder.acquire().unwrap();
+        assert_not_held(other.release(), &path);
+        assert!(holder.is_held());
+        assert!(!other.is_held());
+        assert!(os_lock_is_held(&path));
+        assert_timed_out(other.try_acquire(), &path, Duration::ZERO);
+        holder.release().unwrap();
+    }
+
+    #[rstest]
+    fn try_acquire_on_a_held_lock_fails_promptly(
+        #[values(Holder::Object, Holder::Foreign)] holder: Holder,
+    ) {
+        let (_dir, path) = lock_file();
+        let _held = holder.take(&path);
+        let lock = FileLock::open(&path).unwrap();
+        let start = Instant::now();
+        assert_timed_out(lock.try_acquire(), &path, Duration::ZERO);
+        assert!(start.elapsed() < MARGIN, "took {:?}", start.elapsed());
+        assert!(!lock.is_held());
+    }
+
+    #[rstest]
+    fn a_timed_acquire_fails_no_earlier_than_its_timeout(
+        #[values(Holder::Object, Holder::Foreign)] holder: Holder,
+        #[values(
+            Duration::from_millis(1),
+            Duration::from_millis(30),
+            Duration::from_millis(300)
+        )]
+        timeout: Duration,
+    ) {
+        let (_dir, path) = lock_file();
+        let _held = holder.take(&path);
+        let lock = FileLock::open(&path).unwrap();
+        let start = Instant::now();
+        assert_timed_out(lock.acquire_timeout(Some(timeout)), &path, timeout);
+        let elapsed = start.elapsed();
+        assert!(elapsed >= timeout, "gave up after {elapsed:?}");
+        assert!(elapsed < timeout + MARGIN, "gave up after {elapsed:?}");
+        assert!(!lock.is_held());
+    }
+
+    #[rstest]
+    fn a_waiting_acquire_succeeds_when_the_holder_releases(
+        #[values(Holder::Object, Holder::Foreign)] holder: Holder,
+        #[values(None, Some(PATIENCE))] timeout: Option<Duration>,
+    ) {
+        let (_dir, path) = lock_file();
+        let held = holder.take(&path);
+        let (lock, waiting) = signalling_lock(&path);
+        thread::scope(|scope| {
+            let waiter = scope.spawn(|| lock.acquire_timeout(timeout));
+            waiting.recv_timeout(PATIENCE).expect("the acquire waits");
+            held.release();
+            waiter.join().unwrap().unwrap();
+        });
+        assert!(lock.is_held());
+        assert!(
+            waiting.try_recv().is_err(),
+            "the callback ran more than once"
+        );
+    }
+
+    /// `path`, absolute, spelled relative to the working directory by climbing to its root;
+    /// `None` when the two are on different drives (Windows).
+    fn relative_to_working_directory(path: &Path) -> Option<PathBuf> {
+        let cwd = std::env::current_dir().unwrap();
+        let prefix = |path: &Path| match path.components().next() {
+            Some(Component::Prefix(prefix)) => Some(prefix.as_os_str().to_ascii_lowercase()),
+            _ => None,
+        };
+        if prefix(&cwd) != prefix(path) {
+            return None;
+        }
+        let normal = |component: &Component<'_>| matches!(component, Component::Normal(_));
+        let climb = cwd
+            .components()
+            .filter(normal)
+            .map(|_| Component::ParentDir);
+        Some(climb.chain(path.components().filter(normal)).collect())
+    }
+
+    /// Checks that `first` and `second` are two spellings of one lock.
+    fn assert_one_lock(first: &Path, second: &Path) {
+        let one = FileLock::open(first).unwrap();
+        let two = FileLock::open(second).unwrap();
+        assert!(Arc::ptr_eq(&one.shared, &two.shared));
+        one.acquire().unwrap();
+        assert_timed_out(two.try_acquire(), second, Duration::ZERO);
+        one.release().unwrap();
+        two.acquire().unwrap();
+        assert_timed_out(one.try_acquire(), first, Duration::ZERO);
+        two.release().unwrap();
+    }
+
+    #[rstest]
+    #[case::relative(|dir: &Path| {
+        let absolute = dir.join("a.lock");
+        // Two drives on Windows: a verbatim path is another spelling of the same file.
+        relative_to_working_directory(&absolute)
+            .unwrap_or_else(|| fs::canonicalize(&absolute).unwrap())
+    })]
+    #[case::dot(|dir: &Path| dir.join(".").join("a.lock"))]
+    #[case::parent_dir(|dir: &Path| {
+        fs::create_dir(dir.join("sub")).unwrap();
+        dir.join("sub").join("..").join("a.lock")
+    })]
+    #[case::hard_link(|dir: &Path| {
+        fs::hard_link(dir.join("a.lock"), dir.join("b.lock")).unwrap();
+        dir.join("b.lock")
+    })]
+    fn spellings_of_one_file_are_one_lock(#[case] spell: fn(&Path) -> PathBuf) {
+        let (dir, path) = lock_file();
+        File::create(&path).unwrap();
+        let spelling = spell(dir.path());
+        assert_ne!(spelling.as_os_str(), path.as_os_str());
+        assert_one_lock(&path, &spelling);
+    }
+
+    #[cfg(unix)]
+    #[rstest]
+    #[case::symlinked_parent(|dir: &Path| {
+        std::os::unix::fs::symlink(dir, dir.join("link")).unwrap();
+        dir.join("link").join("a.lock")
+    })]
+    #[case::symlink_to_the_file(|dir: &Path| {
+        std::os::unix::fs::symlink(dir.join("a.lock"), dir.join("link.lock")).unwrap();
+        dir.join("link.lock")
+    })]
+    fn symlinked_spellings_of_one_file_are_one_lock(#[case] spell: fn(&Path) -> PathBuf) {
+        let (dir, path) = lock_file();
+        File::create(&path).unwrap();
+        let spelling = spell(dir.path());
+        assert_one_lock(&path, &spelling);
+    }
+
+    #[test]
+    fn different_files_do_not_interfere() {
+        let (dir, path) = lock_file();
+        let a = FileLock::open(&path).unwrap();
+        let b = FileLock::open(dir.path().join("b.lock")).unwrap();
+        a.acquire().unwrap();
+        b.try_acquire().unwrap();
+        assert!(a.is_held() && b.is_held());
+        a.release().unwrap();
+        assert!(b.is_held());
+        b.release().unwrap();
+    }
+
+    #[rstest]
+    #[case::missing_parent(|dir: &Path| dir.join("missing").join("a.lock"))]
+    #[case::a_directory(|dir: &Path| dir.to_path_buf())]
+    fn a_path_the_file_system_refuses_is_an_io_error(#[case] spell: fn(&Path) -> PathBuf) {
+        let (dir, _) = lock_file();
+        let path = spell(dir.path());
+        let start = Instant::now();
+        match FileLock::open(&path) {
+            Err(error @ Error::Io { .. }) => {
+                assert!(std::error::Error::source(&error).is_some());
+                let Error::Io {
+                    path: error_path, ..
+                } = error
+                else {
+                    unreachable!()
+                };
+                assert_eq!(error_path, path);
+            }
+            other => panic!("expected Io, got {other:?}"),
+        }
+        assert!(start.elapsed() < MARGIN, "took {:?}", start.elapsed());
+        assert!(!dir.path().join("missing").exists());
+    }
+
+    #[test]
+    fn dropping_the_guard_releases() {
+        let (_dir, path) = lock_file();
+        let lock = FileLock::open(&path).unwrap();
+        let other = FileLock::open(&path).unwrap();
+        {
+            let guard = lock.lock().unwrap();
+            assert!(format!("{guard:?}").contains("a.lock"));
+            assert!(lock.is_held());
+            assert_timed_out(other.try_acquire(), &path, Duration::ZERO);
+        }
+        assert!(!lock.is_held());
+        other.try_acquire().unwrap();
+    }
+
+    #[test]
+    fn lock_honours_the_object_timeout() {
+        let (_dir, path) = lock_file();
+        let holder = FileLock::open(&path).unwrap();
+        let lock = FileLock::open(&path).unwrap().with_timeout(Some(SHORT));
+        holder.acquire().unwrap();
+        let start = Instant::now();
+        assert_timed_out(lock.lock().map(drop), &path, SHORT);
+        assert!(start.elapsed() >= SHORT);
+    }
+
+    #[rstest]
+    fn the_callback_runs_once_for_an_acquire_that_waits(
+        #[values(Holder::Object, Holder::Foreign)] holder: Holder,
+    ) {
+        let (_dir, path) = lock_file();
+        let _held = holder.take(&path);
+        let (lock, calls) = counting_lock(&path);
+        assert_timed_out(lock.acquire_timeout(Some(SHORT)), &path, SHORT);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_timed_out(lock.acquire_timeout(Some(SHORT)), &path, SHORT);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[rstest]
+    fn the_callback_never_runs_for_an_acquire_that_does_not_wait(
+        #[values(
+            Attempt::Try,
+            Attempt::ObjectTimeout,
+            Attempt::CallTimeout,
+            Attempt::Guard
+        )]
+        attempt: Attempt,
+    ) {
+        let (_dir, path) = lock_file();
+        let (lock, calls) = counting_lock(&path);
+        let lock = lock.with_timeout(Some(SHORT));
+        let (result, _) = attempt.run(&lock);
+        result.unwrap();
+        lock.release().ok();
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[rstest]
+    fn the_callback_never_runs_for_a_single_attempt(
+        #[values(Holder::Object, Holder::Foreign)] holder: Holder,
+    ) {
+        let (_dir, path) = lock_file();
+        let _held = holder.take(&path);
+        let (lock, calls) = counting_lock(&path);
+        assert_timed_out(lock.try_acquire(), &path, Duration::ZERO);
+        assert_timed_out(
+            lock.acquire_timeout(Some(Duration::ZERO)),
+            &path,
+            Duration::ZERO,
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[rstest]
+    fn the_callback_may_use_the_lock(#[values(Holder::Object, Holder::Foreign)] holder: Holder) {
+        let (_dir, path) = lock_file();
+        let _held = holder.take(&path);
+        let observed = Arc::new(AtomicBool::new(false));
+        let seen = Arc::clone(&observed);
+        // Were the callback called with the in-process state locked, this would deadlock.
+        let peek = FileLock::open(&path).unwrap();
+        let lock = FileLock::open(&path).unwrap().on_contention(move || {
+            let busy = matches!(peek.try_acquire(), Err(Error::TimedOut { .. }));
+            seen.store(busy && !peek.is_held(), Ordering::SeqCst);
+        });
+        assert_timed_out(lock.acquire_timeout(Some(SHORT)), &path, SHORT);
+        assert!(observed.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn lock_operations_never_delete_or_truncate_the_file() {
+        let (_dir, path) = lock_file();
+        fs::write(&path, "precious").unwrap();
+        let lock = FileLock::open(&path).unwrap();
+        let other = FileLock::open(&path).unwrap();
+        lock.acquire().unwrap();
+        assert_timed_out(other.acquire_timeout(Some(SHORT)), &path, SHORT);
+        lock.release().unwrap();
+        drop(other.lock().unwrap());
+        drop(lock);
+        drop(other);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "precious");
+    }
+
+    #[rstest]
+    fn dropping_a_holding_lock_releases_it(#[values(true, false)] others_remain: bool) {
+        let (_dir, path) = lock_file();
+        let lock = FileLock::open(&path).unwrap();
+        let other = others_remain.then(|| FileLock::open(&path).unwrap());
+        lock.acquire().unwrap();
+        drop(lock);
+        assert!(!os_lock_is_held(&path));
+        let next = other.unwrap_or_else(|| FileLock::open(&path).unwrap());
+        next.try_acquire().unwrap();
+    }
+
+    #[test]
+    fn opening_and_closing_other_handles_keeps_the_lock() {
+        let (_dir, path) = lock_file();
+        let lock = FileLock::open(&path).unwrap();
+        lock.acquire().unwrap();
+        drop(File::open(&path).unwrap());
+        drop(foreign_handle(&path));
+        drop(FileLock::open(&path).unwrap());
+        assert!(lock.is_held());
+        assert!(os_lock_is_held(&path));
+    }
+
+    #[test]
+    fn the_registry_entry_goes_with_the_last_object() {
+        let (_dir, path) = lock_file();
+        let first = FileLock::open(&path).unwrap();
+        let second = FileLock::open(&path).unwrap();
+        let id = first.shared.id();
+        drop(first);
+        assert!(registry::is_registered(id));
+        drop(second);
+        assert!(!registry::is_registered(id));
+        let again = FileLock::open(&path).unwrap();
+        assert!(registry::is_registered(again.shared.id()));
+    }
+
+    #[rstest]
+    fn threads_never_hold_the_lock_together(#[values(true, false)] shared_object: bool) {
+        const THREADS: usize = 4;
+        const ROUNDS: usize = 25;
+        let (_dir, path) = lock_file();
+        let objects: Vec<FileLock> = (0..if shared_object { 1 } else { THREADS })
+            .map(|_| FileLock::open(&path).unwrap())
+            .collect();
+        let inside = AtomicBool::new(false);
+        let entries = AtomicUsize::new(0);
+        thread::scope(|scope| {
+            for thread in 0..THREADS {
+                let lock = &objects[thread % objects.len()];
+                let (inside, entries) = (&inside, &entries);
+                scope.spawn(move || {
+                    for _ in 0..ROUNDS {
+                        let _guard = lock.lock().unwrap();
+                        assert!(!inside.swap(true, Ordering::SeqCst), "two holders at once");
+                        entries.fetch_add(1, Ordering::SeqCst);
+                        thread::yield_now();
+                        inside.store(false, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(entries.load(Ordering::SeqCst), THREADS * ROUNDS);
+    }
+
+    #[test]
+    fn debug_shows_the_path_and_whether_it_is_held() {
+        let (_dir, path) = lock_file();
+        let lock = FileLock::open(&path).unwrap();
+        lock.acquire().unwrap();
+        let shown = format!("{lock:?}");
+        assert!(
+            shown.contains("a.lock") && shown.contains("held: true"),
+            "{shown}"
+        );
+    }
+}
