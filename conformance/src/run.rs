@@ -183,8 +183,17 @@ struct Trial<'a> {
     timeouts: HashMap<(usize, String), Timeout>,
     failed_open: HashSet<(usize, String)>,
     callbacks: HashMap<(usize, String), u32>,
-    exited: Vec<bool>,
     timeline: Vec<String>,
+    /// Directories whose permissions a step restricted, restored before clean-up.
+    restricted: Vec<PathBuf>,
+}
+
+impl Drop for Trial<'_> {
+    fn drop(&mut self) {
+        for dir in &self.restricted {
+            let _ = set_mode(dir, 0o755);
+        }
+    }
 }
 
 fn ms(d: Duration) -> String {
@@ -252,8 +261,8 @@ impl<'a> Trial<'a> {
             timeouts: HashMap::new(),
             failed_open: HashSet::new(),
             callbacks: HashMap::new(),
-            exited: vec![false; n],
             timeline: Vec::new(),
+            restricted: Vec::new(),
         };
         trial.handshake()?;
         Ok(trial)
@@ -407,7 +416,6 @@ impl<'a> Trial<'a> {
                 }
             }
             Incoming::Eof | Incoming::ReadError(_) => {
-                self.exited[p] = true;
                 if self.procs[p].killed {
                     return Ok(());
                 }
@@ -823,11 +831,12 @@ impl<'a> Trial<'a> {
                 if let Some(mode) = mode {
                     set_mode(&full, parse_mode(mode).expect("checked when loaded"))
                         .map_err(|e| Stop::Skip(format!("cannot set permissions here: {e}")))?;
+                    self.restricted.push(full);
                 }
             }
             Step::Symlink { path, target } => {
                 let full = self.path(path);
-                symlink_dir(Path::new(target), &full)
+                symlink_dir(Path::new(&self.worker_path(target)), &full)
                     .map_err(|e| Stop::Skip(format!("cannot create a symbolic link here: {e}")))?;
             }
         }
