@@ -37,26 +37,20 @@ pub fn trials(
             let (imp, scenario, settings) = (imp.clone(), scenario.clone(), settings.clone());
             let (titles, rerun) = (Arc::clone(&titles), Arc::clone(&rerun));
             let test_name = name.clone();
-            let kind = scenario.rules.join(",");
-            trials.push(
-                Trial::ignorable_test(name, move || {
-                    let report = run::run(&imp, &scenario, &settings);
-                    match &report.verdict {
-                        Verdict::Pass => Ok(libtest_mimic::Completion::Completed),
-                        Verdict::Skip(reason) => {
-                            Ok(libtest_mimic::Completion::ignored_with(reason))
-                        }
-                        Verdict::Fail(_) | Verdict::Error(_) => Err(Failed::from(run::explain(
-                            &test_name,
-                            &scenario,
-                            &report,
-                            &titles,
-                            &rerun(&test_name),
-                        ))),
-                    }
-                })
-                .with_kind(kind),
-            );
+            trials.push(Trial::ignorable_test(name, move || {
+                let report = run::run(&imp, &scenario, &settings);
+                match &report.verdict {
+                    Verdict::Pass => Ok(libtest_mimic::Completion::Completed),
+                    Verdict::Skip(reason) => Ok(libtest_mimic::Completion::ignored_with(reason)),
+                    Verdict::Fail(_) | Verdict::Error(_) => Err(Failed::from(run::explain(
+                        &test_name,
+                        &scenario,
+                        &report,
+                        &titles,
+                        &rerun(&test_name),
+                    ))),
+                }
+            }));
         }
     }
     trials.sort_by(|a, b| a.name().cmp(b.name()));
