@@ -159,12 +159,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
 /// The implementations named on the command line, with their worker commands.
 fn implementations(cli: &Cli) -> Result<Vec<Implementation>, String> {
     if let Some(cmd) = &cli.worker {
-        let mut words = cmd.split_whitespace();
-        let program = words
-            .next()
-            .ok_or("--worker needs a command line, got an empty string")?;
-        let args: Vec<&str> = words.collect();
-        return Ok(vec![Implementation::new(&cli.name, program, &args)]);
+        return Ok(vec![Implementation::from_command_line(&cli.name, cmd)?]);
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let dir = exe.parent().ok_or("this program has no directory")?;

@@ -30,6 +30,35 @@ impl Implementation {
         }
     }
 
+    /// An implementation from a command line typed by a person, split on whitespace. Workers run
+    /// in the trial's temporary directory, so the program and any argument that names an existing
+    /// file or directory relative to the current directory are made absolute.
+    ///
+    /// # Errors
+    ///
+    /// Returns a message when the command line is empty.
+    pub fn from_command_line(name: &str, command: &str) -> Result<Implementation, String> {
+        let mut words = command.split_whitespace();
+        let program = words.next().ok_or("the worker's command line is empty")?;
+        let absolute = |word: &str, is_program: bool| -> OsString {
+            let path = Path::new(word);
+            let has_separator = word.contains('/') || word.contains(std::path::MAIN_SEPARATOR);
+            let candidate = path.is_relative()
+                && !word.starts_with('-')
+                && (has_separator || !is_program)
+                && path.exists();
+            match std::path::absolute(path) {
+                Ok(abs) if candidate => abs.into_os_string(),
+                _ => OsString::from(word),
+            }
+        };
+        Ok(Implementation {
+            name: name.to_owned(),
+            program: absolute(program, true),
+            args: words.map(|w| absolute(w, false)).collect(),
+        })
+    }
+
     /// The command line, for messages.
     pub fn command_line(&self) -> String {
         std::iter::once(&self.program)
@@ -300,5 +329,24 @@ mod sys {
 
     pub fn is_privileged() -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_files_on_a_command_line_become_absolute() {
+        // The crate's manifest exists relative to the test's working directory (the crate).
+        let imp =
+            Implementation::from_command_line("x", "./Cargo.toml --flag Cargo.toml python3 nope")
+                .unwrap();
+        assert!(Path::new(&imp.program).is_absolute());
+        assert!(Path::new(&imp.args[1]).is_absolute());
+        assert_eq!(imp.args[0], "--flag");
+        assert_eq!(imp.args[2], "python3");
+        assert_eq!(imp.args[3], "nope");
+        assert!(Implementation::from_command_line("x", "  ").is_err());
     }
 }
