@@ -3,8 +3,9 @@
 //! A worker is a program that the conformance runner drives over newline-delimited JSON on
 //! stdin and stdout, as `spec/PROTOCOL.md` describes. This crate does everything but the locking:
 //! parsing commands, one real OS thread per protocol thread, the shared maps of lock objects and
-//! plain files, replies and `callback` events, idle child processes. An implementation provides a
-//! [`Backend`] that creates [`LockObject`]s, and its `main` calls [`serve`]:
+//! plain files, replies and `callback` events with times on the machine's monotonic clock
+//! ([`monotonic_ns`]), idle child processes and the `witness` of stress runs. An implementation
+//! provides a [`Backend`] that creates [`LockObject`]s, and its `main` calls [`serve`]:
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -39,6 +40,7 @@
 //! }
 //! ```
 
+mod clock;
 mod message;
 mod server;
 
@@ -164,6 +166,15 @@ pub trait LockObject: Send + Sync {
     /// Releases: [`Outcome::Released`], [`Outcome::NotHeld`] (only when the library reports it),
     /// [`Outcome::IoError`] or [`Outcome::Unsupported`].
     fn release(&self) -> Outcome;
+}
+
+/// The monotonic clock that every process of the machine shares, in nanoseconds: the clock of the
+/// replies' `start_ns` and `t_ns`.
+///
+/// It is `CLOCK_MONOTONIC` on Unix and `QueryPerformanceCounter` on Windows; elsewhere it only
+/// counts from the first reading in this process.
+pub fn monotonic_ns() -> u64 {
+    clock::now_ns()
 }
 
 /// The argument that makes a worker binary the idle child started by `spawn_child`.

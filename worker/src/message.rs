@@ -80,6 +80,8 @@ pub(crate) enum Op {
         #[serde(default)]
         child: Option<String>,
     },
+    /// The data witness of stress runs: counts through `path`, watching for a second holder.
+    Witness { path: PathBuf },
 }
 
 /// The fields that only the reply to `hello` has.
@@ -104,7 +106,16 @@ pub(crate) struct Reply<'a> {
     /// The child's process ID, in the reply to `spawn_child`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) pid: Option<u32>,
-    /// The worker's monotonic clock when the operation completed, in nanoseconds.
+    /// The number read by `witness`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) value: Option<u64>,
+    /// Whether `witness` found another witness at work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) collision: Option<bool>,
+    /// The machine's monotonic clock when the library call began, in nanoseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) start_ns: Option<u64>,
+    /// The machine's monotonic clock when the operation completed, in nanoseconds.
     pub(crate) t_ns: u64,
 }
 
@@ -173,6 +184,10 @@ mod tests {
         r#"{"seq":7,"op":"spawn_child","child":"c","thread":"main"}"#,
         7, Some("main"), Op::SpawnChild { child: Some("c".into()) }
     )]
+    #[case::witness(
+        r#"{"seq":9,"op":"witness","path":"counter","thread":"t3"}"#,
+        9, Some("t3"), Op::Witness { path: "counter".into() }
+    )]
     #[case::unknown_fields_ignored(
         r#"{"seq":8,"op":"acquire","handle":"a","future":{"x":[1]},"deadline_ms":5}"#,
         8, None, Op::Acquire { handle: "a".into() }
@@ -196,6 +211,7 @@ mod tests {
     #[case::unknown_op(r#"{"seq":1,"op":"frobnicate","handle":"a"}"#)]
     #[case::missing_handle(r#"{"seq":1,"op":"acquire"}"#)]
     #[case::missing_path(r#"{"seq":1,"op":"open","handle":"a"}"#)]
+    #[case::witness_without_path(r#"{"seq":1,"op":"witness"}"#)]
     #[case::negative_timeout(r#"{"seq":1,"op":"open","handle":"a","path":"x","timeout_ms":-5}"#)]
     #[case::fractional_timeout(r#"{"seq":1,"op":"open","handle":"a","path":"x","timeout_ms":1.5}"#)]
     #[case::thread_not_string(r#"{"seq":1,"op":"acquire","handle":"a","thread":3}"#)]
@@ -215,6 +231,9 @@ mod tests {
             detail: None,
             hello: None,
             pid: None,
+            value: None,
+            collision: None,
+            start_ns: None,
             t_ns: 42,
         };
         assert_eq!(
@@ -231,6 +250,9 @@ mod tests {
             detail: Some("started"),
             hello: None,
             pid: Some(1234),
+            value: None,
+            collision: None,
+            start_ns: None,
             t_ns: 7,
         };
         assert_eq!(
@@ -254,12 +276,35 @@ mod tests {
                 capabilities: &capabilities,
             }),
             pid: None,
+            value: None,
+            collision: None,
+            start_ns: None,
             t_ns: 1,
         };
         assert_eq!(
             to_value(&reply),
             json!({"seq": 0, "outcome": "hello", "protocol": 1, "implementation": "reference",
                 "version": "0.1.0", "language": "rust", "capabilities": ["callback"], "t_ns": 1})
+        );
+    }
+
+    #[test]
+    fn witness_reply_with_times() {
+        let reply = Reply {
+            seq: 5,
+            outcome: "ok",
+            detail: None,
+            hello: None,
+            pid: None,
+            value: Some(0),
+            collision: Some(false),
+            start_ns: Some(10),
+            t_ns: 12,
+        };
+        assert_eq!(
+            to_value(&reply),
+            json!({"seq": 5, "outcome": "ok", "value": 0, "collision": false, "start_ns": 10,
+                "t_ns": 12})
         );
     }
 

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{self, Stdio};
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::clock;
 use crate::message::{Command, Event, HelloFields, Op, PROTOCOL_VERSION, Reply};
 use crate::{Backend, CAPABILITY_CALLBACK, Callback, IDLE_CHILD_FLAG, Info, LockObject, Outcome};
 
@@ -41,7 +42,42 @@ struct Shared {
 /// The single writer of replies and events: one line per message, flushed at once.
 struct Output {
     sink: Mutex<Box<dyn Write + Send>>,
-    start: Instant,
+}
+
+/// What the reply to a command says besides its `seq`.
+#[derive(Debug)]
+struct Answer {
+    outcome: Outcome,
+    /// The child's process ID, for `spawn_child`.
+    pid: Option<u32>,
+    /// The number read and whether there was a collision, for `witness`.
+    witnessed: Option<(u64, bool)>,
+    /// When the library call began, for `acquire`, `release` and `witness`.
+    start_ns: Option<u64>,
+    /// When the operation completed.
+    t_ns: u64,
+}
+
+impl Answer {
+    /// An answer for an operation that has just completed.
+    fn now(outcome: Outcome) -> Answer {
+        Answer {
+            outcome,
+            pid: None,
+            witnessed: None,
+            start_ns: None,
+            t_ns: clock::now_ns(),
+        }
+    }
+
+    /// An answer with the times of the call that produced it.
+    fn timed<T>(call: impl FnOnce() -> T) -> (T, Answer) {
+        let start_ns = clock::now_ns();
+        let result = call();
+        let mut answer = Answer::now(Outcome::Ok);
+        answer.start_ns = Some(start_ns);
+        (result, answer)
+    }
 }
 
 /// One protocol thread: its queue and the OS thread that drains it.
@@ -99,7 +135,6 @@ impl Server {
         let info = backend.info();
         let output = Arc::new(Output {
             sink: Mutex::new(sink),
-            start: Instant::now(),
         });
         Server {
             shared: Arc::new(Shared {
@@ -191,61 +226,92 @@ impl Shared {
     /// Runs one command and writes its reply.
     fn execute(&self, command: Command) {
         let seq = command.seq;
-        let outcome = match command.op {
+        let answer = match command.op {
             Op::Hello { .. } => {
                 self.output.hello(seq, &self.info);
                 return;
             }
-            Op::SpawnChild { .. } => {
-                match self.spawn_child() {
-                    Ok(pid) => self.output.reply(seq, &Outcome::Ok, Some(pid)),
-                    Err(outcome) => self.output.reply(seq, &outcome, None),
+            Op::Acquire { handle } => self.call(&handle, |object| object.acquire()),
+            Op::Release { handle } => self.call(&handle, |object| object.release()),
+            Op::Witness { path } => {
+                let (result, mut answer) = Answer::timed(|| witness(&path));
+                match result {
+                    Ok(witnessed) => answer.witnessed = Some(witnessed),
+                    Err(error) => {
+                        let detail = format!("witness on {} failed: {error}", path.display());
+                        answer.outcome = Outcome::IoError(detail);
+                    }
                 }
-                return;
+                answer
             }
+            Op::SpawnChild { .. } => match self.spawn_child() {
+                Ok(pid) => Answer {
+                    pid: Some(pid),
+                    ..Answer::now(Outcome::Ok)
+                },
+                Err(outcome) => Answer::now(outcome),
+            },
             Op::Open {
                 handle,
                 path,
                 timeout_ms,
                 callback,
-            } => self.open(
-                handle,
-                &path,
-                timeout_ms.map(Duration::from_millis),
-                callback,
-            ),
-            Op::Acquire { handle } => self.handle(&handle).map_or_else(|o| o, |h| h.acquire()),
-            Op::Release { handle } => self.handle(&handle).map_or_else(|o| o, |h| h.release()),
-            Op::Close { handle } => {
-                let object = lock(&self.handles).remove(&handle);
-                match object {
-                    Some(object) => {
-                        drop(object);
-                        Outcome::Ok
-                    }
-                    None => unknown("handle", &handle),
-                }
+            } => {
+                let timeout = timeout_ms.map(Duration::from_millis);
+                Answer::now(self.open(handle, &path, timeout, callback))
             }
-            Op::FileOpen { file, path } => match File::open(&path) {
-                Ok(opened) => {
-                    let previous = lock(&self.files).insert(file, opened);
-                    drop(previous);
-                    Outcome::Ok
-                }
-                Err(error) => Outcome::IoError(format!("cannot open {}: {error}", path.display())),
-            },
-            Op::FileClose { file } => {
-                let closed = lock(&self.files).remove(&file);
-                match closed {
-                    Some(closed) => {
-                        drop(closed);
-                        Outcome::Ok
-                    }
-                    None => unknown("file", &file),
-                }
-            }
+            Op::Close { handle } => Answer::now(self.close(&handle)),
+            Op::FileOpen { file, path } => Answer::now(self.file_open(file, &path)),
+            Op::FileClose { file } => Answer::now(self.file_close(&file)),
         };
-        self.output.reply(seq, &outcome, None);
+        self.output.reply(seq, &answer);
+    }
+
+    /// Calls the lock object bound to `handle`, timing the call.
+    fn call(&self, handle: &str, call: impl FnOnce(&dyn LockObject) -> Outcome) -> Answer {
+        match self.handle(handle) {
+            Ok(object) => {
+                let (outcome, answer) = Answer::timed(|| call(&*object));
+                Answer { outcome, ..answer }
+            }
+            Err(outcome) => Answer::now(outcome),
+        }
+    }
+
+    /// Drops the lock object bound to `handle`.
+    fn close(&self, handle: &str) -> Outcome {
+        let object = lock(&self.handles).remove(handle);
+        match object {
+            Some(object) => {
+                drop(object);
+                Outcome::Ok
+            }
+            None => unknown("handle", handle),
+        }
+    }
+
+    /// Opens a plain read-only handle on `path` and binds it to `file`.
+    fn file_open(&self, file: String, path: &Path) -> Outcome {
+        match File::open(path) {
+            Ok(opened) => {
+                let previous = lock(&self.files).insert(file, opened);
+                drop(previous);
+                Outcome::Ok
+            }
+            Err(error) => Outcome::IoError(format!("cannot open {}: {error}", path.display())),
+        }
+    }
+
+    /// Closes the plain handle bound to `file`.
+    fn file_close(&self, file: &str) -> Outcome {
+        let closed = lock(&self.files).remove(file);
+        match closed {
+            Some(closed) => {
+                drop(closed);
+                Outcome::Ok
+            }
+            None => unknown("file", file),
+        }
     }
 
     /// Creates a lock object and binds it to `handle`.
@@ -315,6 +381,50 @@ fn unknown(what: &str, name: &str) -> Outcome {
     Outcome::IoError(format!("unknown {what} {name}"))
 }
 
+/// The data witness: creates `PATH.sentinel` exclusively (an existing one is a collision), adds
+/// one to the decimal number in `PATH` (missing or empty: 0), and removes the sentinel it created.
+/// Returns the number read and whether there was a collision.
+fn witness(path: &Path) -> io::Result<(u64, bool)> {
+    let mut sentinel = path.as_os_str().to_owned();
+    sentinel.push(".sentinel");
+    let sentinel = PathBuf::from(sentinel);
+    let created = match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&sentinel)
+    {
+        Ok(_) => true,
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => false,
+        Err(error) => return Err(error),
+    };
+    let counted = count(path);
+    if created {
+        fs::remove_file(&sentinel)?;
+    }
+    Ok((counted?, !created))
+}
+
+/// Reads the decimal number in `path` (missing or empty: 0), writes back one more, and returns
+/// the number read.
+fn count(path: &Path) -> io::Result<u64> {
+    let value: u64 = match fs::read_to_string(path) {
+        Ok(text) if text.trim().is_empty() => 0,
+        Ok(text) => text.trim().parse().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("not a decimal integer: {text:?}"),
+            )
+        })?,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => 0,
+        Err(error) => return Err(error),
+    };
+    let next = value.checked_add(1).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, "the counter is at its maximum")
+    })?;
+    fs::write(path, next.to_string())?;
+    Ok(value)
+}
+
 /// Locks a map; a panic elsewhere exits the process, so a poisoned map is still consistent.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -322,20 +432,23 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Output {
     /// Writes the reply to `seq`.
-    fn reply(&self, seq: u64, outcome: &Outcome, pid: Option<u32>) {
-        self.emit(|t_ns| Reply {
+    fn reply(&self, seq: u64, answer: &Answer) {
+        self.emit(&Reply {
             seq,
-            outcome: outcome.kind(),
-            detail: outcome.detail(),
+            outcome: answer.outcome.kind(),
+            detail: answer.outcome.detail(),
             hello: None,
-            pid,
-            t_ns,
+            pid: answer.pid,
+            value: answer.witnessed.map(|(value, _)| value),
+            collision: answer.witnessed.map(|(_, collision)| collision),
+            start_ns: answer.start_ns,
+            t_ns: answer.t_ns,
         });
     }
 
     /// Writes the reply to `hello`: always this crate's protocol version, whatever the runner's.
     fn hello(&self, seq: u64, info: &Info) {
-        self.emit(|t_ns| Reply {
+        self.emit(&Reply {
             seq,
             outcome: "hello",
             detail: None,
@@ -347,26 +460,27 @@ impl Output {
                 capabilities: &info.capabilities,
             }),
             pid: None,
-            t_ns,
+            value: None,
+            collision: None,
+            start_ns: None,
+            t_ns: clock::now_ns(),
         });
     }
 
     /// Writes one `callback` event for `handle`.
     fn callback(&self, handle: &str) {
-        self.emit(|t_ns| Event {
+        self.emit(&Event {
             event: "callback",
             handle,
-            t_ns,
+            t_ns: clock::now_ns(),
         });
     }
 
-    /// Writes one message as one line and flushes it; `t_ns` is read under the writer's mutex, so
-    /// that it grows from line to line.
-    fn emit<M: Serialize>(&self, message: impl FnOnce(u64) -> M) {
-        let mut sink = lock(&self.sink);
-        let t_ns = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let mut line = serde_json::to_vec(&message(t_ns)).expect("a message always serialises");
+    /// Writes one message as one line and flushes it.
+    fn emit(&self, message: &impl Serialize) {
+        let mut line = serde_json::to_vec(message).expect("a message always serialises");
         line.push(b'\n');
+        let mut sink = lock(&self.sink);
         if let Err(error) = sink.write_all(&line).and_then(|()| sink.flush()) {
             eprintln!("lockspec-worker: cannot write to the runner: {error}");
         }
@@ -672,6 +786,60 @@ mod tests {
             .map(|l| l["t_ns"].as_u64().unwrap())
             .collect();
         assert!(times.is_sorted(), "{times:?}");
+    }
+
+    #[test]
+    fn acquire_and_release_carry_their_times() {
+        let mut h = Harness::new(&[]);
+        let open = h.call(json!({"op": "open", "handle": "a", "path": "x"}));
+        assert_eq!(open.get("start_ns"), None);
+        for op in ["acquire", "release"] {
+            let reply = h.call(json!({"op": op, "handle": "a"}));
+            let start = reply["start_ns"].as_u64().unwrap();
+            let end = reply["t_ns"].as_u64().unwrap();
+            assert!(start <= end, "{reply}");
+        }
+    }
+
+    #[test]
+    fn witness_counts_and_sees_collisions() {
+        let dir = tempfile::tempdir().unwrap();
+        let counter = dir.path().join("counter");
+        let sentinel = dir.path().join("counter.sentinel");
+        let mut h = Harness::new(&[]);
+        let mut witness = || h.call(json!({"op": "witness", "path": counter, "thread": "t1"}));
+
+        let first = witness();
+        assert_eq!(first["outcome"], "ok");
+        assert_eq!(first["value"], 0);
+        assert_eq!(first["collision"], false);
+        assert!(first["start_ns"].as_u64().unwrap() <= first["t_ns"].as_u64().unwrap());
+        assert_eq!(fs::read_to_string(&counter).unwrap(), "1");
+        assert!(!sentinel.exists());
+
+        assert_eq!(witness()["value"], 1);
+
+        // Another witness at work.
+        fs::write(&sentinel, "").unwrap();
+        let collided = witness();
+        assert_eq!(collided["value"], 2);
+        assert_eq!(collided["collision"], true);
+        assert!(sentinel.exists(), "the sentinel of the other witness stays");
+        fs::remove_file(&sentinel).unwrap();
+
+        fs::write(&counter, "").unwrap();
+        assert_eq!(witness()["value"], 0);
+        fs::write(&counter, "41\n").unwrap();
+        assert_eq!(witness()["value"], 41);
+
+        fs::write(&counter, "forty-two").unwrap();
+        let garbled = witness();
+        assert_eq!(garbled["outcome"], "io_error");
+        assert!(!sentinel.exists());
+
+        let nowhere = dir.path().join("missing").join("counter");
+        let failed = h.call(json!({"op": "witness", "path": nowhere}));
+        assert_eq!(failed["outcome"], "io_error");
     }
 
     #[test]

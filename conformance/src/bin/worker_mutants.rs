@@ -35,7 +35,7 @@ mod mutants {
     use std::os::fd::{AsRawFd, OwnedFd, RawFd};
     use std::os::unix::fs::FileExt;
     use std::path::{Path, PathBuf};
-    use std::sync::{Mutex, MutexGuard, PoisonError};
+    use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
     use std::thread::{self, ThreadId};
     use std::time::{Duration, Instant};
 
@@ -136,50 +136,46 @@ mod mutants {
             timeout: Option<Duration>,
             callback: Option<Callback>,
         ) -> Result<Box<dyn LockObject>, Outcome> {
-            let waits = Waits { timeout, callback };
             Ok(match self.0 {
                 Mutant::Reentrant => Box::new(Reentrant {
-                    lock: reference(path, timeout, waits.callback)?,
-                    depth: Mutex::new(0),
+                    lock: reference(path, timeout, callback)?,
+                    depth: Mutex::new((0, None)),
                 }),
                 Mutant::PerProcessRecordLock => Box::new(RecordLock {
                     file: open_lock_file(path)?,
-                    waits,
-                    held: Mutex::new(false),
+                    gate: Gate::new(timeout, callback),
                 }),
                 Mutant::TimeoutIgnored => Box::new(Retimed {
-                    lock: reference(path, None, waits.callback)?,
+                    lock: reference(path, None, callback)?,
                     asked: timeout,
                 }),
                 Mutant::TimeoutImmediate => Box::new(Retimed {
-                    lock: reference(path, timeout.map(|_| Duration::ZERO), waits.callback)?,
+                    lock: reference(path, timeout.map(|_| Duration::ZERO), callback)?,
                     asked: timeout,
                 }),
                 Mutant::ReleaseUnheldOk => Box::new(ReleaseUnheldOk {
-                    lock: reference(path, timeout, waits.callback)?,
+                    lock: reference(path, timeout, callback)?,
                 }),
                 Mutant::DeleteOnRelease => Box::new(DeleteOnRelease {
-                    lock: reference(path, timeout, waits.callback)?,
+                    lock: reference(path, timeout, callback)?,
                     path: path.to_owned(),
-                    held: Mutex::new(false),
                 }),
                 Mutant::ReleaseOtherThreadRefused => Box::new(ReleaseOtherThreadRefused {
-                    lock: reference(path, timeout, waits.callback)?,
+                    lock: reference(path, timeout, callback)?,
                     holder: Mutex::new(None),
                 }),
                 Mutant::LeakToChild => {
-                    // The file is opened again at every acquire; this only reports a bad path now.
+                    // The file is opened anew by every acquire; this only reports a bad path now.
                     drop(open_lock_file(path)?);
                     Box::new(LeakToChild {
                         path: path.to_owned(),
-                        waits,
+                        gate: Gate::new(timeout, callback),
                         fd: Mutex::new(None),
                     })
                 }
                 Mutant::LockInContents => Box::new(LockInContents {
                     file: open_lock_file(path)?,
-                    waits,
-                    held: Mutex::new(false),
+                    gate: Gate::new(timeout, callback),
                 }),
             })
         }
@@ -222,46 +218,50 @@ mod mutants {
         mutex.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Breaks "acquiring a lock the object already holds does not nest": a depth is counted, and
-    /// only the release that brings it back to zero releases.
+    /// Breaks "the holding object cannot acquire again" (REE-1): the thread that holds the lock
+    /// through an object acquires it again at once, and only as many releases free it.
     struct Reentrant {
         lock: FileLock,
-        depth: Mutex<u32>,
+        /// How many acquires the lock is held for, and by which thread.
+        depth: Mutex<(u32, Option<ThreadId>)>,
     }
 
     impl LockObject for Reentrant {
         fn acquire(&self) -> Outcome {
+            let me = thread::current().id();
             {
                 let mut depth = lock(&self.depth);
-                if *depth > 0 {
-                    *depth += 1;
+                if depth.0 > 0 && depth.1 == Some(me) {
+                    depth.0 += 1;
                     return Outcome::Acquired;
                 }
             }
+            // Any other thread is excluded as by the reference, this object's holder included.
             let result = acquired(self.lock.acquire());
             if result == Outcome::Acquired {
-                *lock(&self.depth) += 1;
+                *lock(&self.depth) = (1, Some(me));
             }
             result
         }
 
         fn release(&self) -> Outcome {
             let mut depth = lock(&self.depth);
-            if *depth > 1 {
-                *depth -= 1;
+            if depth.0 > 1 {
+                depth.0 -= 1;
                 return Outcome::Released;
             }
             let result = released(self.lock.release());
             if result == Outcome::Released {
-                *depth = 0;
+                *depth = (0, None);
             }
             result
         }
     }
 
-    /// Breaks "the timeout bounds the wait" (`timeout-ignored`: waits forever) or "an acquire
-    /// waits up to its timeout" (`timeout-immediate`: makes one attempt): a reference lock opened
-    /// with another timeout than the one asked for.
+    /// Breaks "a zero timeout makes a single attempt" and "a timed acquire fails no later than
+    /// its timeout" (`timeout-ignored`: waits forever), or "a timed acquire fails no earlier than
+    /// its timeout" (`timeout-immediate`: makes one attempt): a reference lock opened with another
+    /// timeout than the one asked for (TMO-2, TMO-3, TMO-4).
     struct Retimed {
         lock: FileLock,
         /// The timeout the runner asked for, which decides how a failed acquire is reported.
@@ -281,7 +281,8 @@ mod mutants {
         }
     }
 
-    /// Breaks "releasing a lock that is not held is an error": it is reported as released.
+    /// Breaks "releasing a lock the object does not hold is an error" (REL-2, REL-3, REL-4): it
+    /// is reported as released, and changes nothing.
     struct ReleaseUnheldOk {
         lock: FileLock,
     }
@@ -299,39 +300,29 @@ mod mutants {
         }
     }
 
-    /// Breaks "the lock file stays where it is": releasing unlinks it before unlocking, so a
-    /// process still waiting on the old file and one opening the path anew both get a lock.
+    /// Breaks "lock operations never delete the lock file" (FIL-1): releasing unlinks it before
+    /// unlocking, so a waiter on the old file and a newcomer that creates a new one both hold it.
     struct DeleteOnRelease {
         lock: FileLock,
         path: PathBuf,
-        held: Mutex<bool>,
     }
 
     impl LockObject for DeleteOnRelease {
         fn acquire(&self) -> Outcome {
-            let result = acquired(self.lock.acquire());
-            if result == Outcome::Acquired {
-                *lock(&self.held) = true;
-            }
-            result
+            acquired(self.lock.acquire())
         }
 
         fn release(&self) -> Outcome {
-            let mut held = lock(&self.held);
-            if *held {
-                // Like the libraries that clean up after themselves, a failure to delete is ignored.
+            if self.lock.is_held() {
+                // Like the libraries that tidy up after themselves, a failure to delete is ignored.
                 let _ = std::fs::remove_file(&self.path);
             }
-            let result = released(self.lock.release());
-            if result == Outcome::Released {
-                *held = false;
-            }
-            result
+            released(self.lock.release())
         }
     }
 
-    /// Breaks "any thread may release a lock that its object holds": a release from a thread other
-    /// than the acquiring one is refused as not held.
+    /// Breaks "any thread of the holding process may release" (REL-1): a release from another
+    /// thread than the acquiring one is refused as not held.
     struct ReleaseOtherThreadRefused {
         lock: FileLock,
         holder: Mutex<Option<ThreadId>>,
@@ -341,7 +332,7 @@ mod mutants {
         fn acquire(&self) -> Outcome {
             let result = acquired(self.lock.acquire());
             if result == Outcome::Acquired {
-                lock(&self.holder).get_or_insert_with(|| thread::current().id());
+                *lock(&self.holder) = Some(thread::current().id());
             }
             result
         }
@@ -359,96 +350,69 @@ mod mutants {
         }
     }
 
-    /// Breaks "locks of one process exclude each other" and "closing another handle on the file
-    /// keeps the lock": whole-file `fcntl` record locks, which belong to the process, with no
-    /// registry in the process.
+    /// Breaks "two lock objects in one process exclude each other" (IDN-1) and "other handles on
+    /// the lock file do not affect the lock" (FIL-3, FIL-5): whole-file `fcntl` record locks, which
+    /// belong to the process, on a descriptor per object, with no table of locks in the process.
     struct RecordLock {
         file: File,
-        waits: Waits,
-        held: Mutex<bool>,
+        gate: Gate,
     }
 
     impl LockObject for RecordLock {
         fn acquire(&self) -> Outcome {
             let fd = self.file.as_raw_fd();
-            let attempt = || {
-                let mut held = lock(&self.held);
-                if !*held {
-                    *held = record_lock(fd, libc::F_WRLCK, false)?;
-                }
-                Ok(*held)
-            };
-            let block = || {
-                record_lock(fd, libc::F_WRLCK, true)?;
-                *lock(&self.held) = true;
-                Ok(())
-            };
-            self.waits.acquire(attempt, Some(&block))
+            let attempt = || record_lock(fd, libc::F_WRLCK, false);
+            let block = || record_lock(fd, libc::F_WRLCK, true).map(drop);
+            self.gate.acquire(attempt, Some(&block), || {})
         }
 
         fn release(&self) -> Outcome {
-            let mut held = lock(&self.held);
-            if !*held {
-                return Outcome::NotHeld;
-            }
-            match record_lock(self.file.as_raw_fd(), libc::F_UNLCK, false) {
-                Ok(_) => {
-                    *held = false;
-                    Outcome::Released
-                }
-                Err(error) => error.into(),
-            }
+            let fd = self.file.as_raw_fd();
+            self.gate
+                .release(|| record_lock(fd, libc::F_UNLCK, false).map(drop))
         }
     }
 
-    /// Breaks "a child process does not inherit the lock": every acquire opens the file without
-    /// close-on-exec and every release closes it instead of unlocking, so a child started while
-    /// the lock is held keeps it.
+    /// Breaks "a child does not keep the lock" (INH-1, INH-2): every acquire opens the file
+    /// without close-on-exec and every release closes it instead of unlocking, so a child started
+    /// while the lock is held keeps it.
     struct LeakToChild {
         path: PathBuf,
-        waits: Waits,
+        gate: Gate,
         /// The descriptor that holds the lock, while it is held.
         fd: Mutex<Option<OwnedFd>>,
     }
 
     impl LockObject for LeakToChild {
         fn acquire(&self) -> Outcome {
-            if lock(&self.fd).is_some() {
-                return Outcome::Acquired;
-            }
             let fd = match open_inheritable(&self.path) {
                 Ok(fd) => fd,
                 Err(error) => return error.into(),
             };
-            // Separate descriptions of the file exclude each other, in this process too.
+            // Separate descriptions of one file exclude each other, in this process too.
             let raw = fd.as_raw_fd();
             let attempt = || flock(raw, libc::LOCK_EX | libc::LOCK_NB);
             let block = || flock(raw, libc::LOCK_EX).map(drop);
-            let result = self.waits.acquire(attempt, Some(&block));
-            if result == Outcome::Acquired {
-                *lock(&self.fd) = Some(fd);
-            }
-            result
+            // If the acquire fails, `fd` is dropped with the closure, which closes it.
+            self.gate
+                .acquire(attempt, Some(&block), || *lock(&self.fd) = Some(fd))
         }
 
         fn release(&self) -> Outcome {
-            match lock(&self.fd).take() {
+            self.gate.release(|| {
                 // Closing drops the lock only if no child holds a copy of the descriptor.
-                Some(fd) => {
-                    drop(fd);
-                    Outcome::Released
-                }
-                None => Outcome::NotHeld,
-            }
+                drop(lock(&self.fd).take());
+                Ok(())
+            })
         }
     }
 
-    /// Breaks "the lock of a killed holder is freed": the lock is the word `locked` in the file,
-    /// written and erased under a short `flock`, and nobody erases it for a dead process.
+    /// Breaks "a killed holder's lock is freed promptly" (DTH-1) and "lock operations never
+    /// change the lock file's contents" (FIL-2): the lock is the word `locked` in the file, written
+    /// and erased under a short `flock`, and nobody erases it for a dead process.
     struct LockInContents {
         file: File,
-        waits: Waits,
-        held: Mutex<bool>,
+        gate: Gate,
     }
 
     /// What the file holds while it is locked.
@@ -464,6 +428,20 @@ mod mutants {
             result
         }
 
+        /// Writes `locked` unless the file already says so; whether it wrote.
+        fn mark(&self) -> io::Result<bool> {
+            self.exclusively(|file| {
+                let mut contents = [0; 64];
+                let read = file.read_at(&mut contents, 0)?;
+                if &contents[..read] == LOCKED {
+                    return Ok(false);
+                }
+                file.set_len(0)?;
+                file.write_all_at(LOCKED, 0)?;
+                Ok(true)
+            })
+        }
+
         fn erase(&self) -> io::Result<()> {
             self.exclusively(|file| file.set_len(0))
         }
@@ -471,64 +449,124 @@ mod mutants {
 
     impl LockObject for LockInContents {
         fn acquire(&self) -> Outcome {
-            let attempt = || {
-                let mut held = lock(&self.held);
-                if !*held {
-                    *held = self.exclusively(|file| {
-                        let mut contents = [0; 64];
-                        let read = file.read_at(&mut contents, 0)?;
-                        if &contents[..read] == LOCKED {
-                            return Ok(false);
-                        }
-                        file.set_len(0)?;
-                        file.write_all_at(LOCKED, 0)?;
-                        Ok(true)
-                    })?;
-                }
-                Ok(*held)
-            };
-            self.waits.acquire(attempt, None)
+            self.gate.acquire(|| self.mark(), None, || {})
         }
 
         fn release(&self) -> Outcome {
-            let mut held = lock(&self.held);
-            if !*held {
-                return Outcome::NotHeld;
-            }
-            match self.erase() {
-                Ok(()) => {
-                    *held = false;
-                    Outcome::Released
-                }
-                Err(error) => error.into(),
-            }
+            self.gate.release(|| self.erase())
         }
     }
 
     impl Drop for LockInContents {
         /// Closing a held object releases it, as closing a lock file does.
         fn drop(&mut self) {
-            if *lock(&self.held) {
+            if self.gate.is_held() {
                 let _ = self.erase();
             }
         }
     }
 
-    /// How an acquire of a hand-made lock waits: the object's timeout and contention callback.
-    struct Waits {
+    /// Where an object of a hand-made lock stands.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Turn {
+        /// The object does not hold the lock, and no acquire through it is taking it.
+        Free,
+        /// An acquire through the object is taking the OS-level lock.
+        Claimed,
+        /// The object holds the lock.
+        Held,
+    }
+
+    /// The object side of a hand-made lock: its timeout, its contention callback, and its turn,
+    /// which makes threads sharing the object (and a second acquire through the holding object)
+    /// wait as for any held lock.
+    struct Gate {
         timeout: Option<Duration>,
         callback: Option<Callback>,
+        turn: Mutex<Turn>,
+        /// Notified whenever `turn` becomes `Free`.
+        freed: Condvar,
     }
 
     /// The longest pause between two attempts while polling.
-    const MAX_PAUSE: Duration = Duration::from_millis(20);
+    const MAX_PAUSE: Duration = Duration::from_millis(10);
 
-    impl Waits {
-        /// Acquires: one `attempt` at once; if the lock is taken, calls the callback, then either
-        /// `block`s (no timeout and a blocking call exists) or retries with a growing pause until
-        /// an attempt succeeds or the timeout expires.
+    impl Gate {
+        fn new(timeout: Option<Duration>, callback: Option<Callback>) -> Gate {
+            Gate {
+                timeout,
+                callback,
+                turn: Mutex::new(Turn::Free),
+                freed: Condvar::new(),
+            }
+        }
+
+        fn is_held(&self) -> bool {
+            *lock(&self.turn) == Turn::Held
+        }
+
+        /// Acquires: waits until no other acquire through this object has the lock, then takes
+        /// the lock with `attempt`s, one at once and then, if it is taken, either by `block`ing
+        /// (no timeout and a blocking call exists) or by retrying with a growing pause until the
+        /// timeout expires. The callback is called once, when the acquire starts to wait; a
+        /// single attempt never waits. `held` runs when the lock is taken, before anyone can
+        /// release it.
         fn acquire(
             &self,
+            attempt: impl FnMut() -> io::Result<bool>,
+            block: Option<&dyn Fn() -> io::Result<()>>,
+            held: impl FnOnce(),
+        ) -> Outcome {
+            let single = self.timeout == Some(Duration::ZERO);
+            // A deadline too far away to represent is no deadline.
+            let deadline = self.timeout.and_then(|t| Instant::now().checked_add(t));
+            let mut contended = false;
+            let mut turn = lock(&self.turn);
+            while *turn != Turn::Free {
+                if single {
+                    return Outcome::WouldBlock;
+                }
+                if !contended {
+                    drop(turn);
+                    self.contend(&mut contended);
+                    turn = lock(&self.turn);
+                    continue;
+                }
+                turn = match deadline {
+                    None => self
+                        .freed
+                        .wait(turn)
+                        .unwrap_or_else(PoisonError::into_inner),
+                    Some(deadline) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return Outcome::TimedOut;
+                        }
+                        let waited = self.freed.wait_timeout(turn, left);
+                        waited.unwrap_or_else(PoisonError::into_inner).0
+                    }
+                };
+            }
+            *turn = Turn::Claimed;
+            drop(turn);
+            let outcome = self.take(single, deadline, &mut contended, attempt, block);
+            let mut turn = lock(&self.turn);
+            if outcome == Outcome::Acquired {
+                held();
+                *turn = Turn::Held;
+            } else {
+                *turn = Turn::Free;
+                self.freed.notify_all();
+            }
+            outcome
+        }
+
+        /// Takes the lock outside the object, as [`Gate::acquire`] says.
+        fn take(
+            &self,
+            single: bool,
+            deadline: Option<Instant>,
+            contended: &mut bool,
             mut attempt: impl FnMut() -> io::Result<bool>,
             block: Option<&dyn Fn() -> io::Result<()>>,
         ) -> Outcome {
@@ -537,16 +575,13 @@ mod mutants {
                 Ok(false) => {}
                 Err(error) => return error.into(),
             }
-            if self.timeout == Some(Duration::ZERO) {
+            if single {
                 return Outcome::WouldBlock;
             }
-            if let Some(callback) = &self.callback {
-                callback();
-            }
-            if let (None, Some(block)) = (self.timeout, block) {
+            self.contend(contended);
+            if let (None, Some(block)) = (deadline, block) {
                 return block().map_or_else(Outcome::from, |()| Outcome::Acquired);
             }
-            let deadline = self.timeout.map(|timeout| Instant::now() + timeout);
             let mut pause = Duration::from_millis(1);
             loop {
                 let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -561,6 +596,30 @@ mod mutants {
                 }
                 pause = (pause * 2).min(MAX_PAUSE);
             }
+        }
+
+        /// Calls the contention callback, unless this acquire has already called it.
+        fn contend(&self, contended: &mut bool) {
+            if !*contended {
+                *contended = true;
+                if let Some(callback) = &self.callback {
+                    callback();
+                }
+            }
+        }
+
+        /// Releases with `unlock` if this object holds the lock; not held otherwise.
+        fn release(&self, unlock: impl FnOnce() -> io::Result<()>) -> Outcome {
+            let mut turn = lock(&self.turn);
+            if *turn != Turn::Held {
+                return Outcome::NotHeld;
+            }
+            if let Err(error) = unlock() {
+                return error.into();
+            }
+            *turn = Turn::Free;
+            self.freed.notify_all();
+            Outcome::Released
         }
     }
 
