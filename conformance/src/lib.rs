@@ -5,10 +5,15 @@
 //! [`run::run`] plays one scenario against one [`process::Implementation`] and returns a
 //! [`run::TrialReport`]; [`trials`] turns the whole matrix into libtest-mimic trials.
 
+pub mod cleanup;
+pub mod expectations;
+pub mod implementations;
 mod locate;
 pub mod process;
+pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod stress;
 pub mod suite;
 pub mod timing;
 
@@ -20,35 +25,50 @@ pub use process::Implementation;
 pub use run::{Settings, TrialReport, Verdict};
 pub use suite::Suite;
 
-/// One libtest-mimic trial per implementation x scenario, named `IMPL::AREA::NAME`, sorted.
+/// One libtest-mimic trial per implementation x scenario, named `IMPL::AREA::NAME`, sorted, each
+/// judged against the implementation's [`expectations::Expectations`]: a pass or an expected
+/// failure passes, a scenario that does not apply is ignored with its reason, and anything else
+/// (a failure, an error, an expectation that no longer holds) fails with the explanation.
 /// `rerun` gives the command that reruns one test, by name.
 pub fn trials(
     suite: &Suite,
-    implementations: &[Implementation],
+    implementations: &[(Implementation, expectations::Expectations)],
     settings: &Settings,
     rerun: impl Fn(&str) -> String + Send + Sync + 'static,
 ) -> Vec<Trial> {
     let titles = Arc::new(suite.rule_titles());
     let rerun = Arc::new(rerun);
     let mut trials = Vec::new();
-    for imp in implementations {
+    for (imp, expected) in implementations {
         for scenario in &suite.scenarios {
             let name = format!("{}::{}", imp.name, scenario.id);
             let (imp, scenario, settings) = (imp.clone(), scenario.clone(), settings.clone());
+            let expectation = expected.get(&scenario.id).cloned();
             let (titles, rerun) = (Arc::clone(&titles), Arc::clone(&rerun));
             let test_name = name.clone();
             trials.push(Trial::ignorable_test(name, move || {
                 let report = run::run(&imp, &scenario, &settings);
-                match &report.verdict {
-                    Verdict::Pass => Ok(libtest_mimic::Completion::Completed),
-                    Verdict::Skip(reason) => Ok(libtest_mimic::Completion::ignored_with(reason)),
-                    Verdict::Fail(_) | Verdict::Error(_) => Err(Failed::from(run::explain(
-                        &test_name,
-                        &scenario,
-                        &report,
-                        &titles,
-                        &rerun(&test_name),
-                    ))),
+                let cell = expectations::judge(&report.verdict, expectation.as_ref());
+                match &cell {
+                    expectations::Cell::Pass | expectations::Cell::ExpectedFail(_) => {
+                        Ok(libtest_mimic::Completion::Completed)
+                    }
+                    expectations::Cell::NotApplicable(reason) => {
+                        Ok(libtest_mimic::Completion::ignored_with(reason))
+                    }
+                    _ => {
+                        let mut message = run::explain(
+                            &test_name,
+                            &scenario,
+                            &report,
+                            &titles,
+                            &rerun(&test_name),
+                        );
+                        if let Some(mismatch) = cell.mismatch(&report.verdict) {
+                            message.push_str(&format!("  {mismatch}\n"));
+                        }
+                        Err(Failed::from(message))
+                    }
                 }
             }));
         }

@@ -1,25 +1,30 @@
 //! `lockspec`: runs the conformance suite against lock implementations and prints a per-rule
 //! table. `cargo xtask conformance` builds the workers and calls this.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use clap::Parser;
+use lockspec_conformance::expectations::{self, Cell, Expectations, Expected};
+use lockspec_conformance::implementations as builtins;
+use lockspec_conformance::report::{self, Environment, ExpectationNote, Finished, Recorder};
 use lockspec_conformance::run::{self, TrialReport, Verdict};
 use lockspec_conformance::scenario::Scenario;
 use lockspec_conformance::timing::Timing;
-use lockspec_conformance::{Implementation, Settings, Suite, suite};
+use lockspec_conformance::{Implementation, Settings, suite};
 
 /// Runs the lockspec conformance suite against a lock implementation.
 #[derive(Debug, Parser)]
 #[command(name = "lockspec", version)]
 struct Cli {
-    /// Built-in implementations to judge, comma-separated (`reference`).
+    /// Built-in implementations to judge, comma-separated, or `all`: reference, std, fs4, fd-lock,
+    /// fslock, file-lock, named-lock, locket, locket-0.2, locks, filelock, portalocker,
+    /// fasteners, proper-lockfile. Python and Node ones need `cargo xtask peers`.
     #[arg(long = "impl", value_delimiter = ',', default_value = "reference")]
     implementations: Vec<String>,
 
@@ -59,6 +64,26 @@ struct Cli {
     /// The directory that holds spec/ and scenarios/ (default: LOCKSPEC_ROOT or the source tree).
     #[arg(long, value_name = "PATH")]
     root: Option<PathBuf>,
+
+    /// Also play the interop scenarios (`scenarios/interop/`) for every ordered pair of the
+    /// implementations, and add the matrix of who excludes whom to the reports.
+    #[arg(long)]
+    interop: bool,
+
+    /// Where to write report.md, report.json and report.html (default: `lockspec/` in the
+    /// target directory, beside the directory of this program).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+
+    /// Also write the Markdown report to this file, headed by the command that regenerates it
+    /// (`--results docs/results.md`).
+    #[arg(long, value_name = "FILE")]
+    results: Option<PathBuf>,
+
+    /// Rewrite each implementation's expectation file (`expectations/NAME.json`) from this run:
+    /// passes are removed, reasons of unchanged failures kept, new ones marked for review.
+    #[arg(long)]
+    bless: bool,
 }
 
 fn main() -> ExitCode {
@@ -94,25 +119,17 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
         timing,
         dir: cli.dir.clone(),
     };
-    let implementations = implementations(&cli)?;
+    let implementations = implementations(&cli, &root)?;
 
-    let mut tests: Vec<(Implementation, Scenario)> = Vec::new();
+    let mut expected: HashMap<String, Expectations> = HashMap::new();
     for imp in &implementations {
-        for s in &suite.scenarios {
-            let name = format!("{}::{}", imp.name, s.id);
-            let keep = match &cli.filter {
-                None => true,
-                Some(f) if cli.exact => name == *f,
-                Some(f) => name.contains(f.as_str()),
-            };
-            if keep {
-                tests.push((imp.clone(), s.clone()));
-            }
-        }
+        let file = Expectations::load(&root, &imp.name).map_err(|e| e.to_string())?;
+        expected.insert(imp.name.clone(), file);
     }
+    let tests = plan(&cli, &suite.scenarios, &implementations, &expected);
     if cli.list {
-        for (imp, s) in &tests {
-            println!("{}::{}: {}", imp.name, s.id, s.description);
+        for t in &tests {
+            println!("{}: {}", t.name, t.scenario.description);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -122,91 +139,313 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
             None => "no tests to run".into(),
         });
     }
+    let out_dir = match &cli.out {
+        Some(dir) => dir.clone(),
+        None => default_out_dir()?,
+    };
+    let jobs = cli.jobs.max(1);
+    let environment = Environment::detect(
+        cli.dir.as_deref(),
+        settings.timing.scale(),
+        jobs,
+        &command_line(),
+    );
+    let lock_base = cli.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let mut recorder = Recorder::new(environment, &suite, &implementations, &lock_base);
+    for imp in &implementations {
+        if let Some(builtin) = lockspec_conformance::implementations::find(&imp.name)
+            && cli.worker.is_none()
+        {
+            recorder.describe(&imp.name, builtin.notes);
+        }
+    }
+    if cli.interop {
+        let scenarios: Vec<&Scenario> = suite.scenarios.iter().filter(|s| is_interop(s)).collect();
+        recorder.interop(&scenarios);
+    }
 
     let start = Instant::now();
-    let results = run_all(&tests, &settings, cli.jobs.max(1));
+    let results = run_all(&tests, &settings, jobs);
     let wall = start.elapsed();
 
     let titles = suite.rule_titles();
-    let mut failed = 0;
-    for ((imp, s), report) in tests.iter().zip(&results) {
-        if matches!(report.verdict, Verdict::Fail(_) | Verdict::Error(_)) {
-            failed += 1;
-            let name = format!("{}::{}", imp.name, s.id);
-            let rerun = rerun_command(&cli, &name);
-            println!("\n{}", run::explain(&name, s, report, &titles, &rerun));
+    for (t, r) in tests.iter().zip(&results) {
+        let (cell, note) = judge(t, r);
+        // Two different implementations that do not exclude each other are a finding of the
+        // interop matrix, not a failure of the run (IOP-1 is a SHOULD).
+        let cross = t.second.as_ref().is_some_and(|second| *second != t.first);
+        if !cell.is_ok() && !cross {
+            println!(
+                "\n{}",
+                run::explain(&t.name, &t.scenario, r, &titles, &t.rerun)
+            );
+            if let Some(mismatch) = cell.mismatch(&r.verdict) {
+                println!("  {mismatch}");
+            }
         }
+        let finished = Finished {
+            test: &t.name,
+            implementation: &t.first,
+            second: t.second.as_deref(),
+            scenario: &t.scenario,
+            report: r,
+            rerun: &t.rerun,
+        };
+        recorder.record(finished, note);
     }
-    print_table(&suite, &implementations, &tests, &results);
-    let count = |v: &str| results.iter().filter(|r| r.verdict.name() == v).count();
+    let report = recorder.finish(Some(wall));
+    let colour = std::io::stdout().is_terminal();
+    println!("\n{}", report::terminal::table(&report, colour));
+    if report.interop.is_some() {
+        println!("{}", report::terminal::interop_table(&report, colour));
+    }
+    println!("{}", report::terminal::summary(&report));
+    let written =
+        report::write(&report, &out_dir).map_err(|e| format!("cannot write the reports: {e}"))?;
     println!(
-        "\n{} passed, {} failed; {} skipped, {} errors; {} tests in {:.1} s (timing scale {})",
-        count("pass"),
-        count("fail"),
-        count("skip"),
-        count("error"),
-        results.len(),
-        wall.as_secs_f64(),
-        settings.timing.scale()
+        "reports: {}, {}, {}",
+        written.markdown.display(),
+        written.json.display(),
+        written.html.display()
     );
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
+    if cli.bless {
+        bless(&root, &tests, &results, &mut expected)?;
+    }
+    if let Some(path) = &cli.results {
+        std::fs::write(path, report::results_markdown(&report))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("results: {}", path.display());
+    }
+    Ok(if report.failed() {
         ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
 }
 
-/// The implementations named on the command line, with their worker commands.
-fn implementations(cli: &Cli) -> Result<Vec<Implementation>, String> {
+/// The implementations named on the command line, with their worker commands. A built-in one
+/// that is not installed here stays in the list: its tests are error verdicts that say how to
+/// install it, and the others run.
+fn implementations(cli: &Cli, root: &Path) -> Result<Vec<Implementation>, String> {
     if let Some(cmd) = &cli.worker {
         return Ok(vec![Implementation::from_command_line(&cli.name, cmd)?]);
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let dir = exe.parent().ok_or("this program has no directory")?;
+    let bin_dir = exe.parent().ok_or("this program has no directory")?;
+    let at = builtins::Locations::new(bin_dir, root);
     let mut out = Vec::new();
-    for name in &cli.implementations {
-        match name.as_str() {
-            "reference" => {
-                let worker = dir.join(format!(
-                    "lockspec-worker-reference{}",
-                    std::env::consts::EXE_SUFFIX
-                ));
-                if !worker.exists() {
-                    return Err(format!(
-                        "the reference worker is missing at {} (build it: cargo build -p lockspec-conformance --bins)",
-                        worker.display()
-                    ));
-                }
-                out.push(Implementation::new("reference", worker, &[]));
-            }
-            other => {
-                return Err(format!(
-                    "unknown implementation {other:?}; built in: reference (or use --worker 'CMD')"
-                ));
+    for builtin in builtins::select(&cli.implementations)? {
+        match builtin.resolve(&at) {
+            Ok(imp) => out.push(imp),
+            Err(missing) => {
+                eprintln!("warning: {missing}");
+                out.push(missing.into_implementation());
             }
         }
     }
     Ok(out)
 }
 
-fn rerun_command(cli: &Cli, name: &str) -> String {
+/// One test: a scenario played by one implementation, or (interop) by an ordered pair.
+#[derive(Debug, Clone)]
+struct Test {
+    /// `IMPL::AREA::NAME`, or `FIRST+SECOND::AREA::NAME` for a pair.
+    name: String,
+    /// The implementation of the first process.
+    first: String,
+    /// The implementation of the other processes, for a pair.
+    second: Option<String>,
+    /// Who plays the processes, in order (see `run::run_mixed`).
+    players: Vec<Implementation>,
+    scenario: Scenario,
+    rerun: String,
+    /// The failure the implementation's expectation file expects; never for two different
+    /// implementations.
+    expected: Option<Expected>,
+}
+
+/// Whether a scenario belongs to the interop check.
+fn is_interop(s: &Scenario) -> bool {
+    s.id.starts_with("interop::")
+}
+
+/// Every test the command line asks for: each implementation against each scenario and, with
+/// `--interop`, each ordered pair against each interop scenario.
+fn plan(
+    cli: &Cli,
+    scenarios: &[Scenario],
+    implementations: &[Implementation],
+    expected: &HashMap<String, Expectations>,
+) -> Vec<Test> {
+    let expectation = |imp: &str, s: &Scenario| -> Option<Expected> {
+        expected.get(imp).and_then(|e| e.get(&s.id)).cloned()
+    };
+    let keep = |name: &str| match &cli.filter {
+        None => true,
+        Some(f) if cli.exact => name == f,
+        Some(f) => name.contains(f.as_str()),
+    };
+    let mut tests = Vec::new();
+    for imp in implementations {
+        for s in scenarios {
+            let name = format!("{}::{}", imp.name, s.id);
+            if keep(&name) {
+                tests.push(Test {
+                    rerun: rerun_command(cli, &[&imp.name], false, &name),
+                    name,
+                    first: imp.name.clone(),
+                    second: None,
+                    players: vec![imp.clone()],
+                    scenario: s.clone(),
+                    expected: expectation(&imp.name, s),
+                });
+            }
+        }
+    }
+    if cli.interop {
+        for a in implementations {
+            for b in implementations {
+                for s in scenarios.iter().filter(|s| is_interop(s)) {
+                    let name = format!("{}+{}::{}", a.name, b.name, s.id);
+                    if keep(&name) {
+                        tests.push(Test {
+                            rerun: rerun_command(cli, &[&a.name, &b.name], true, &name),
+                            name,
+                            first: a.name.clone(),
+                            second: Some(b.name.clone()),
+                            players: vec![a.clone(), b.clone()],
+                            scenario: s.clone(),
+                            expected: if a.name == b.name {
+                                expectation(&a.name, s)
+                            } else {
+                                None
+                            },
+                        });
+                    }
+                }
+            }
+        }
+    }
+    tests
+}
+
+/// Judges a trial against its expectation: the cell, and what the report says about the
+/// expectation (`None` when there is none, or the trial was not applicable).
+fn judge(test: &Test, report: &TrialReport) -> (Cell, Option<ExpectationNote>) {
+    let cell = expectations::judge(&report.verdict, test.expected.as_ref());
+    let note = match &cell {
+        Cell::ExpectedFail(e) => Some((e, true)),
+        other => other.broken_expectation().map(|e| (e, false)),
+    }
+    .map(|(e, held)| ExpectationNote {
+        outcome: e.outcome.name().to_owned(),
+        step: e.step,
+        reason: e.reason.clone(),
+        held,
+    });
+    (cell, note)
+}
+
+/// Rewrites the expectation file of every implementation that ran from its trials (not the
+/// interop pairs), and says what changed.
+fn bless(
+    root: &Path,
+    tests: &[Test],
+    results: &[TrialReport],
+    files: &mut HashMap<String, Expectations>,
+) -> Result<(), String> {
+    let today = expectations::today();
+    let mut names: Vec<&String> = files.keys().collect();
+    names.sort();
+    let names: Vec<String> = names.into_iter().cloned().collect();
+    for name in names {
+        let ran: Vec<(&str, &Verdict)> = tests
+            .iter()
+            .zip(results)
+            .filter(|(t, _)| t.second.is_none() && t.first == name)
+            .map(|(t, r)| (t.scenario.id.as_str(), &r.verdict))
+            .collect();
+        if ran.is_empty() {
+            continue;
+        }
+        let file = files.get_mut(&name).expect("a file per implementation");
+        let blessed = file.bless(ran, &today);
+        let path = file
+            .save(root)
+            .map_err(|e| format!("cannot write the expectations of {name}: {e}"))?;
+        println!(
+            "blessed {}: {} kept, {} to review, {} removed",
+            path.display(),
+            blessed.kept,
+            blessed.to_review,
+            blessed.removed
+        );
+    }
+    Ok(())
+}
+
+/// The command that reruns one test: the implementations it needs, the settings that change
+/// verdicts, and `--exact --filter NAME`.
+fn rerun_command(cli: &Cli, implementations: &[&str], interop: bool, name: &str) -> String {
     let mut cmd = String::from("cargo xtask conformance");
     if let Some(w) = &cli.worker {
-        cmd.push_str(&format!(" --worker '{w}' --name {}", cli.name));
+        cmd.push_str(&format!(
+            " --worker {} --name {}",
+            shell_word(w),
+            shell_word(&cli.name)
+        ));
+    } else {
+        let mut names: Vec<&str> = implementations.to_vec();
+        names.dedup();
+        if names != ["reference"] {
+            cmd.push_str(&format!(" --impl {}", shell_word(&names.join(","))));
+        }
+    }
+    if interop {
+        cmd.push_str(" --interop");
     }
     if let Some(s) = cli.timing_scale {
         cmd.push_str(&format!(" --timing-scale {s}"));
     }
-    cmd.push_str(&format!(" --exact --filter {name}"));
+    if let Some(d) = &cli.dir {
+        cmd.push_str(&format!(" --dir {}", shell_word(&d.display().to_string())));
+    }
+    cmd.push_str(&format!(" --exact --filter {}", shell_word(name)));
     cmd
 }
 
+/// A word as a POSIX shell reads it: bare when it is safe, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./,:=+@%".contains(c));
+    if safe {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// This run as a command a person can repeat: `cargo xtask conformance ARGS`.
+fn command_line() -> String {
+    let mut cmd = String::from("cargo xtask conformance");
+    for arg in std::env::args().skip(1) {
+        cmd.push(' ');
+        cmd.push_str(&shell_word(&arg));
+    }
+    cmd
+}
+
+/// `lockspec/` in the target directory: beside the directory that holds this program.
+fn default_out_dir() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let bin_dir = exe.parent().unwrap_or(Path::new("."));
+    Ok(bin_dir.parent().unwrap_or(bin_dir).join("lockspec"))
+}
+
 /// Runs every test on `jobs` threads, printing one progress line per finished test.
-fn run_all(
-    tests: &[(Implementation, Scenario)],
-    settings: &Settings,
-    jobs: usize,
-) -> Vec<TrialReport> {
+fn run_all(tests: &[Test], settings: &Settings, jobs: usize) -> Vec<TrialReport> {
     let next = Arc::new(Mutex::new(0usize));
     let (tx, rx) = mpsc::channel::<(usize, TrialReport)>();
     let total = tests.len();
@@ -225,8 +464,8 @@ fn run_all(
                     if i >= total {
                         return;
                     }
-                    let (imp, s) = &tests[i];
-                    let report = run::run(imp, s, settings);
+                    let t = &tests[i];
+                    let report = run::run_mixed(&t.players, &t.scenario, settings);
                     if tx.send((i, report)).is_err() {
                         return;
                     }
@@ -239,13 +478,12 @@ fn run_all(
         let mut out = std::io::stdout().lock();
         for (i, report) in rx {
             done += 1;
-            let (imp, s) = &tests[i];
-            let label = verdict_label(&report.verdict, colour);
+            let t = &tests[i];
+            let label = verdict_label(&judge(t, &report).0, colour);
             let _ = writeln!(
                 out,
-                "[{done:>3}/{total}] {label} {}::{} ({:.2} s)",
-                imp.name,
-                s.id,
+                "[{done:>3}/{total}] {label} {} ({:.2} s)",
+                t.name,
                 report.elapsed.as_secs_f64()
             );
             results[i] = Some(report);
@@ -257,73 +495,18 @@ fn run_all(
     })
 }
 
-fn verdict_label(v: &Verdict, colour: bool) -> String {
-    let (word, code) = match v {
-        Verdict::Pass => ("PASS ", "32"),
-        Verdict::Fail(_) => ("FAIL ", "31"),
-        Verdict::Skip(_) => ("SKIP ", "33"),
-        Verdict::Error(_) => ("ERROR", "35"),
+fn verdict_label(cell: &Cell, colour: bool) -> String {
+    let (word, code) = match cell {
+        Cell::Pass => ("PASS ", "32"),
+        Cell::ExpectedFail(_) => ("XFAIL", "33"),
+        Cell::NotApplicable(_) => ("N/A  ", "2"),
+        Cell::Fail { .. } => ("FAIL ", "31"),
+        Cell::Error { .. } => ("ERROR", "35"),
+        Cell::UnexpectedPass(_) => ("XPASS", "31"),
     };
     if colour {
         format!("\x1b[{code}m{word}\x1b[0m")
     } else {
         word.to_owned()
-    }
-}
-
-/// The per-rule table: rule, title, scenarios, and per implementation pass/fail counts.
-fn print_table(
-    suite: &Suite,
-    implementations: &[Implementation],
-    tests: &[(Implementation, Scenario)],
-    results: &[TrialReport],
-) {
-    // (rule, implementation) -> verdict names of the scenarios citing it.
-    let mut cells: BTreeMap<(String, String), Vec<&'static str>> = BTreeMap::new();
-    for ((imp, s), r) in tests.iter().zip(results) {
-        for rule in &s.rules {
-            cells
-                .entry((rule.clone(), imp.name.clone()))
-                .or_default()
-                .push(r.verdict.name());
-        }
-    }
-    let title_width = suite
-        .rules
-        .iter()
-        .map(|r| r.title.chars().count())
-        .max()
-        .unwrap_or(5)
-        .clamp(5, 60);
-    print!("\n{:<7} {:<title_width$} ", "rule", "title");
-    for imp in implementations {
-        print!("{:<16}", imp.name);
-    }
-    println!();
-    for rule in &suite.rules {
-        let title: String = rule.title.chars().take(title_width).collect();
-        print!("{:<7} {:<title_width$} ", rule.id, title);
-        for imp in implementations {
-            let cell = match cells.get(&(rule.id.clone(), imp.name.clone())) {
-                None => "-".to_owned(),
-                Some(v) => {
-                    let n = |w: &str| v.iter().filter(|x| **x == w).count();
-                    let (pass, fail, skip, err) = (n("pass"), n("fail"), n("skip"), n("error"));
-                    let mut s = if fail + err == 0 && skip == 0 {
-                        format!("pass {pass}/{}", v.len())
-                    } else if fail + err == 0 {
-                        format!("skip {skip}/{}", v.len())
-                    } else {
-                        format!("FAIL {}/{}", fail + err, v.len())
-                    };
-                    if err > 0 {
-                        s.push('!');
-                    }
-                    s
-                }
-            };
-            print!("{cell:<16}");
-        }
-        println!();
     }
 }

@@ -18,6 +18,9 @@ pub struct Implementation {
     pub program: OsString,
     /// Its arguments.
     pub args: Vec<OsString>,
+    /// Why it cannot run here (such as "not installed"), if so: every trial of it is then an
+    /// error verdict carrying this message, and no worker is started.
+    pub unavailable: Option<String>,
 }
 
 impl Implementation {
@@ -27,6 +30,18 @@ impl Implementation {
             name: name.into(),
             program: program.into(),
             args: args.iter().map(OsString::from).collect(),
+            unavailable: None,
+        }
+    }
+
+    /// An implementation that cannot run here, for the reason `why` (which should say how to fix
+    /// it): its trials are error verdicts with that message.
+    pub fn unavailable(name: impl Into<String>, why: impl Into<String>) -> Self {
+        Implementation {
+            name: name.into(),
+            program: OsString::new(),
+            args: Vec::new(),
+            unavailable: Some(why.into()),
         }
     }
 
@@ -56,6 +71,7 @@ impl Implementation {
             name: name.to_owned(),
             program: absolute(program, true),
             args: words.map(|w| absolute(w, false)).collect(),
+            unavailable: None,
         })
     }
 
@@ -71,7 +87,7 @@ impl Implementation {
 
 /// What a worker's stdout reader saw.
 #[derive(Debug)]
-pub(crate) enum Incoming {
+pub enum Incoming {
     /// One line, without its newline.
     Line(String),
     /// End of file: the worker closed its stdout (usually by exiting).
@@ -82,9 +98,12 @@ pub(crate) enum Incoming {
 
 /// A message from worker number `proc`, stamped when the runner received it.
 #[derive(Debug)]
-pub(crate) struct Msg {
+pub struct Msg {
+    /// The number the worker was started with (`WorkerProcess::spawn`).
     pub proc: usize,
+    /// When the runner received it.
     pub at: Instant,
+    /// What was received.
     pub incoming: Incoming,
 }
 
@@ -113,14 +132,18 @@ impl Tail {
 
 /// One running worker process.
 #[derive(Debug)]
-pub(crate) struct WorkerProcess {
+pub struct WorkerProcess {
     child: Child,
     stdin: Option<ChildStdin>,
     stderr: Arc<Mutex<Tail>>,
-    /// Processes the worker reported starting (`spawn_child`).
+    /// Processes the worker reported starting (`spawn_child`); see [`WorkerProcess::add_child`].
     pub children: Vec<u32>,
     /// Set once the runner killed it on purpose.
     pub killed: bool,
+    /// The value of [`crate::cleanup::TOKEN_ENV`] that the worker and its descendants carry.
+    token: String,
+    /// The worker in the signal handler's registry; `None` once everything is killed.
+    entry: Option<crate::cleanup::WorkerEntry>,
 }
 
 impl WorkerProcess {
@@ -138,8 +161,14 @@ impl WorkerProcess {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let token = crate::cleanup::new_token();
+        cmd.env(crate::cleanup::TOKEN_ENV, &token);
         sys::prepare(&mut cmd, unprivileged);
         let mut child = cmd.spawn()?;
+        // In a job object of its own, so that its descendants die with it (see `sys::adopt`).
+        #[cfg(windows)]
+        sys::adopt(&child);
+        let entry = Some(crate::cleanup::WorkerEntry::new(child.id()));
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let tail = Arc::new(Mutex::new(Tail::default()));
@@ -202,7 +231,22 @@ impl WorkerProcess {
             stderr: tail,
             children: Vec::new(),
             killed: false,
+            token,
+            entry,
         })
+    }
+
+    /// The worker's process ID.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Records a process the worker reported starting, to be killed with it.
+    pub fn add_child(&mut self, pid: u32) {
+        self.children.push(pid);
+        if let Some(entry) = &self.entry {
+            entry.add_child(pid);
+        }
     }
 
     /// Writes one line to the worker's stdin.
@@ -239,12 +283,20 @@ impl WorkerProcess {
         self.child.wait().map(|_| ())
     }
 
-    /// Kills the worker, its process group and the children it reported, and reaps the worker.
+    /// Kills the worker, its process group, the children it reported and (on Linux) every
+    /// process that carries its token, even outside the group; reaps the worker. Once done,
+    /// later calls do nothing.
     pub fn kill_all(&mut self) {
         self.killed = true;
         self.stdin = None;
+        if self.entry.is_none() {
+            return;
+        }
         sys::kill_tree(&mut self.child, &self.children);
         let _ = self.child.kill();
+        crate::cleanup::sweep(&[&self.token]);
+        // Out of the registry before it is reaped, while its process ID cannot be reused.
+        self.entry = None;
         let _ = self.child.wait();
     }
 
@@ -312,19 +364,112 @@ mod sys {
     }
 }
 
-#[cfg(not(unix))]
+#[cfg(windows)]
+mod sys {
+    use std::collections::BTreeMap;
+    use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+    use std::process::{Child, Command};
+    use std::sync::{Mutex, PoisonError};
+    use std::{mem, ptr};
+
+    use windows_sys::Win32::Foundation::CloseHandle;
+    use windows_sys::Win32::System::JobObjects::{
+        AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+        JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectExtendedLimitInformation,
+        SetInformationJobObject, TerminateJobObject,
+    };
+    use windows_sys::Win32::System::Threading::{OpenProcess, PROCESS_TERMINATE, TerminateProcess};
+
+    /// The job object of each worker, by the worker's process ID.
+    ///
+    /// An entry goes when the worker's tree is killed, before the worker is reaped, so its
+    /// process ID is not reused meanwhile. Entries left at exit are closed by the system, which
+    /// kills what is left in them, as `PR_SET_PDEATHSIG` does on Linux.
+    static JOBS: Mutex<BTreeMap<u32, OwnedHandle>> = Mutex::new(BTreeMap::new());
+
+    pub fn prepare(_cmd: &mut Command, _unprivileged: bool) {}
+
+    /// Puts the worker just started in a job object of its own, which kills every process in it
+    /// when its last handle is closed: the worker and all its descendants, including those it
+    /// did not report, since a process's children join its job. Only the runner has a handle.
+    ///
+    /// A worker starts children only when told to, after the handshake, so none escapes between
+    /// the start and the assignment. Best effort: where jobs are refused, `kill_tree` still kills
+    /// the worker and the children it reported.
+    pub fn adopt(child: &Child) {
+        let Some(job) = new_job() else { return };
+        // SAFETY: both handles are open: the job is owned here, the process by `child`.
+        if unsafe { AssignProcessToJobObject(job.as_raw_handle(), child.as_raw_handle()) } != 0 {
+            JOBS.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(child.id(), job);
+        }
+    }
+
+    /// A new, unnamed, non-inheritable job object that kills its processes when closed.
+    fn new_job() -> Option<OwnedHandle> {
+        // SAFETY: no security attributes (so the handle is not inherited) and no name.
+        let job = unsafe { CreateJobObjectW(ptr::null(), ptr::null()) };
+        if job.is_null() {
+            return None;
+        }
+        // SAFETY: a new handle that nothing else owns.
+        let job = unsafe { OwnedHandle::from_raw_handle(job) };
+        // SAFETY: plain data, for which all zeros means "no limits".
+        let mut info: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { mem::zeroed() };
+        info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+        let size = u32::try_from(mem::size_of_val(&info)).expect("a small structure");
+        // SAFETY: `info` is the structure that this information class reads, of `size` bytes.
+        let ok = unsafe {
+            SetInformationJobObject(
+                job.as_raw_handle(),
+                JobObjectExtendedLimitInformation,
+                (&raw const info).cast(),
+                size,
+            )
+        };
+        (ok != 0).then_some(job)
+    }
+
+    /// Kills the worker's job (the worker and every descendant), the worker, and the children it
+    /// reported, each with `TerminateProcess`.
+    pub fn kill_tree(child: &mut Child, children: &[u32]) {
+        let job = JOBS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&child.id());
+        if let Some(job) = job {
+            // SAFETY: an open job handle owned here.
+            unsafe { TerminateJobObject(job.as_raw_handle(), 1) };
+        }
+        let _ = child.kill();
+        for &pid in children {
+            // SAFETY: plain calls; the process handle is closed before returning.
+            unsafe {
+                let process = OpenProcess(PROCESS_TERMINATE, 0, pid);
+                if !process.is_null() {
+                    TerminateProcess(process, 1);
+                    CloseHandle(process);
+                }
+            }
+        }
+    }
+
+    /// File permissions cannot be taken away from the runner's user with mode bits on Windows;
+    /// the scenarios that need it are skipped.
+    pub fn is_privileged() -> bool {
+        false
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
 mod sys {
     use std::process::{Child, Command};
 
     pub fn prepare(_cmd: &mut Command, _unprivileged: bool) {}
 
-    pub fn kill_tree(child: &mut Child, children: &[u32]) {
+    pub fn kill_tree(child: &mut Child, _children: &[u32]) {
         let _ = child.kill();
-        for pid in children {
-            let _ = Command::new("taskkill")
-                .args(["/F", "/T", "/PID", &pid.to_string()])
-                .output();
-        }
     }
 
     pub fn is_privileged() -> bool {

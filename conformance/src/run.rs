@@ -66,6 +66,25 @@ pub struct Failure {
     pub observed: String,
 }
 
+/// How [`Failure::observed`] begins when an operation got no reply in time.
+const NO_REPLY: &str = "no reply after";
+
+/// [`Failure::expected`] of an implementation that is not installed.
+const INSTALLED: &str = "an implementation installed on this machine";
+
+impl Failure {
+    /// Whether the failure is an operation that got no reply in time (it hung), rather than a
+    /// wrong reply.
+    pub fn hung(&self) -> bool {
+        self.observed.starts_with(NO_REPLY)
+    }
+
+    /// Whether the implementation could not run at all here (not installed): nothing was tried.
+    pub fn unavailable(&self) -> bool {
+        self.step.is_none() && self.expected == INSTALLED
+    }
+}
+
 /// Everything recorded about one trial.
 #[derive(Debug, Clone)]
 pub struct TrialReport {
@@ -77,12 +96,37 @@ pub struct TrialReport {
     pub timeline: Vec<String>,
     /// Each worker's name and the tail of its stderr.
     pub stderr: Vec<(String, String)>,
+    /// What each worker that answered `hello` said about itself, in process order.
+    pub workers: Vec<WorkerInfo>,
+}
+
+/// What a worker said about itself in its `hello` reply (every field is optional there).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerInfo {
+    /// The scenario's name for the process the worker played.
+    pub process: String,
+    /// The library it puts under test.
+    pub implementation: Option<String>,
+    /// The library's version.
+    pub version: Option<String>,
+    /// The language of the library.
+    pub language: Option<String>,
+    /// The optional features it declared.
+    pub capabilities: Vec<String>,
 }
 
 /// Runs `scenario` against `imp`.
 pub fn run(imp: &Implementation, scenario: &Scenario, settings: &Settings) -> TrialReport {
+    run_mixed(std::slice::from_ref(imp), scenario, settings)
+}
+
+/// Runs `scenario` with its processes played by different implementations: process `i` (in
+/// the order of the scenario's `processes`) by `imps[i]`, and any process beyond the list by its
+/// last entry. An empty list is an error verdict.
+pub fn run_mixed(imps: &[Implementation], scenario: &Scenario, settings: &Settings) -> TrialReport {
+    crate::cleanup::install();
     let start = Instant::now();
-    let mut trial = match Trial::new(imp, scenario, settings, start) {
+    let mut trial = match Trial::new(imps, scenario, settings, start) {
         Ok(t) => t,
         Err(stop) => {
             return TrialReport {
@@ -90,6 +134,7 @@ pub fn run(imp: &Implementation, scenario: &Scenario, settings: &Settings) -> Tr
                 elapsed: start.elapsed(),
                 timeline: Vec::new(),
                 stderr: Vec::new(),
+                workers: Vec::new(),
             };
         }
     };
@@ -108,6 +153,7 @@ pub fn run(imp: &Implementation, scenario: &Scenario, settings: &Settings) -> Tr
         elapsed: start.elapsed(),
         timeline: std::mem::take(&mut trial.timeline),
         stderr,
+        workers: std::mem::take(&mut trial.workers),
     }
 }
 
@@ -116,6 +162,8 @@ enum Stop {
     Fail { expected: String, observed: String },
     Broken(String),
     Skip(String),
+    /// The implementation cannot run here (not installed), with the message that says why.
+    Unavailable(String),
 }
 
 impl Stop {
@@ -141,6 +189,12 @@ impl Stop {
                 observed,
             }),
             Stop::Skip(reason) => Verdict::Skip(reason),
+            Stop::Unavailable(observed) => Verdict::Error(Failure {
+                step,
+                summary,
+                expected: INSTALLED.into(),
+                observed,
+            }),
         }
     }
 }
@@ -158,7 +212,19 @@ struct Reply {
 #[derive(Debug, Clone)]
 struct Sent {
     sent_at: Instant,
+    op: String,
 }
+
+/// The commands that call the lock itself and may wait on it, rightly (`acquire`) or because the
+/// lock is broken: no reply to them is the lock's failure. No reply to any other command is the
+/// worker's (spec/PROTOCOL.md, Errors).
+const LOCK_OPS: [&str; 2] = ["acquire", "release"];
+
+/// How often a wait for replies checks that the workers are still running.
+const LIVENESS_POLL: Duration = Duration::from_millis(50);
+
+/// How long the output of a worker that has exited may take to arrive.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
 
 /// An operation left blocked on a thread.
 #[derive(Debug, Clone)]
@@ -172,6 +238,8 @@ struct Trial<'a> {
     scenario: &'a Scenario,
     timing: Timing,
     dir: tempfile::TempDir,
+    /// `dir` in the signal handler's registry; after `dir`, so it is removed first.
+    _dir_entry: crate::cleanup::DirEntry,
     start: Instant,
     procs: Vec<WorkerProcess>,
     index: HashMap<String, usize>,
@@ -184,8 +252,11 @@ struct Trial<'a> {
     failed_open: HashSet<(usize, String)>,
     callbacks: HashMap<(usize, String), u32>,
     timeline: Vec<String>,
+    workers: Vec<WorkerInfo>,
     /// Directories whose permissions a step restricted, restored before clean-up.
     restricted: Vec<PathBuf>,
+    /// The implementations playing the processes, for the fresh workers of a `stress` step.
+    imps: Vec<Implementation>,
 }
 
 impl Drop for Trial<'_> {
@@ -202,11 +273,14 @@ fn ms(d: Duration) -> String {
 
 impl<'a> Trial<'a> {
     fn new(
-        imp: &Implementation,
+        imps: &[Implementation],
         scenario: &'a Scenario,
         settings: &Settings,
         start: Instant,
     ) -> Result<Trial<'a>, Stop> {
+        if let Some(why) = imps.iter().find_map(|imp| imp.unavailable.as_ref()) {
+            return Err(Stop::Unavailable(why.clone()));
+        }
         let unprivileged = scenario.requires.contains(&Requirement::Unprivileged);
         let mut builder = tempfile::Builder::new();
         builder.prefix("lockspec-");
@@ -215,6 +289,7 @@ impl<'a> Trial<'a> {
             None => builder.tempdir(),
         }
         .map_err(|e| Stop::Broken(format!("cannot create a temporary directory: {e}")))?;
+        let dir_entry = crate::cleanup::DirEntry::new(dir.path());
         if unprivileged && is_privileged() {
             make_world_writable(dir.path()).map_err(|e| {
                 Stop::Skip(format!(
@@ -225,6 +300,11 @@ impl<'a> Trial<'a> {
         let (tx, rx) = mpsc::channel();
         let mut procs = Vec::new();
         for i in 0..scenario.processes.len() {
+            let Some(imp) = imps.get(i).or(imps.last()) else {
+                return Err(Stop::Broken(
+                    "no implementation to play the processes".into(),
+                ));
+            };
             match WorkerProcess::spawn(imp, i, dir.path(), tx.clone(), unprivileged) {
                 Ok(p) => procs.push(p),
                 Err(e) if unprivileged && is_privileged() => {
@@ -245,6 +325,7 @@ impl<'a> Trial<'a> {
             scenario,
             timing: settings.timing,
             dir,
+            _dir_entry: dir_entry,
             start,
             procs,
             index: scenario
@@ -262,7 +343,9 @@ impl<'a> Trial<'a> {
             failed_open: HashSet::new(),
             callbacks: HashMap::new(),
             timeline: Vec::new(),
+            workers: Vec::new(),
             restricted: Vec::new(),
+            imps: imps.to_vec(),
         };
         trial.handshake()?;
         Ok(trial)
@@ -306,15 +389,27 @@ impl<'a> Trial<'a> {
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
             for req in &self.scenario.requires {
-                if *req != Requirement::Unprivileged && !caps.contains(&req.name()) {
-                    missing.push(req.name());
+                if !req.met_by(&caps) {
+                    missing.push(*req);
                 }
             }
+            let text = |key: &str| {
+                reply
+                    .value
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            self.workers.push(WorkerInfo {
+                process: name,
+                implementation: text("implementation"),
+                version: text("version"),
+                language: text("language"),
+                capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
+            });
         }
-        if let Some(cap) = missing.first() {
-            return Err(Stop::Skip(format!(
-                "the implementation does not declare the capability `{cap}`"
-            )));
+        if let Some(req) = missing.first() {
+            return Err(Stop::Skip(req.unmet()));
         }
         Ok(())
     }
@@ -333,7 +428,8 @@ impl<'a> Trial<'a> {
                 describe_exit(status)
             )));
         }
-        self.outstanding[p].insert(seq, Sent { sent_at });
+        let op = command["op"].as_str().unwrap_or_default().to_owned();
+        self.outstanding[p].insert(seq, Sent { sent_at, op });
         Ok(seq)
     }
 
@@ -342,6 +438,8 @@ impl<'a> Trial<'a> {
         let p = msg.proc;
         let name = self.scenario.processes[p].clone();
         match msg.incoming {
+            // What a worker wrote before the runner killed it answers nothing any more.
+            Incoming::Line(_) if self.procs[p].killed => Ok(()),
             Incoming::Line(line) => {
                 let value: Value = serde_json::from_str(&line).map_err(|e| {
                     Stop::Broken(format!(
@@ -360,8 +458,13 @@ impl<'a> Trial<'a> {
                         )));
                     };
                     let Some(sent) = self.outstanding[p].remove(&seq) else {
+                        let why = if seq < self.next_seq[p] {
+                            "a second time"
+                        } else {
+                            "but no command with that seq was sent"
+                        };
                         return Err(Stop::Broken(format!(
-                            "worker {name} answered seq {seq}, which is not awaiting an answer (never sent or already answered): {line:?}"
+                            "worker {name} answered seq {seq} {why}: {line:?}"
                         )));
                     };
                     let outcome = value.get("outcome").and_then(Value::as_str).unwrap_or("");
@@ -443,9 +546,9 @@ impl<'a> Trial<'a> {
             if now >= deadline {
                 return Ok(None);
             }
-            match self.rx.recv_timeout(deadline - now) {
+            match self.rx.recv_timeout((deadline - now).min(LIVENESS_POLL)) {
                 Ok(msg) => self.receive(msg)?,
-                Err(RecvTimeoutError::Timeout) => return Ok(None),
+                Err(RecvTimeoutError::Timeout) => self.check_alive()?,
                 Err(RecvTimeoutError::Disconnected) => {
                     // Every reader has ended: nothing more can arrive.
                     std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
@@ -453,6 +556,33 @@ impl<'a> Trial<'a> {
                 }
             }
         }
+    }
+
+    /// Stops the trial when a worker that the runner did not kill has exited, even if a process
+    /// it started still holds its output open, so that no end of file arrives.
+    fn check_alive(&mut self) -> Result<(), Stop> {
+        for p in 0..self.procs.len() {
+            if self.procs[p].killed {
+                continue;
+            }
+            let Some(status) = self.procs[p].exit_status(Duration::ZERO) else {
+                continue;
+            };
+            // Its last lines and its end of file may still be on their way, and say more.
+            let grace = Instant::now() + EXIT_GRACE;
+            while let Ok(msg) = self
+                .rx
+                .recv_timeout(grace.saturating_duration_since(Instant::now()))
+            {
+                self.receive(msg)?;
+            }
+            return Err(Stop::Broken(format!(
+                "worker {} exited ({status}) with {} command(s) unanswered, and a process it started still holds its output open",
+                self.scenario.processes[p],
+                self.outstanding[p].len()
+            )));
+        }
+        Ok(())
     }
 
     /// Handles whatever has already arrived, without waiting.
@@ -537,13 +667,21 @@ impl<'a> Trial<'a> {
             deadline = deadline.max(sent_at + t + self.timing.overshoot());
         }
         let Some(reply) = self.wait_reply(p, seq, deadline)? else {
+            let op = self.outstanding[p].get(&seq).map_or("", |s| s.op.as_str());
+            if !LOCK_OPS.contains(&op) {
+                return Err(Stop::Broken(format!(
+                    "worker {} gave no reply to `{op}` (seq {seq}) after {}, though `{op}` never waits for a lock; it is still running",
+                    self.scenario.processes[p],
+                    ms(Instant::now().saturating_duration_since(sent_at))
+                )));
+            }
             return Err(Stop::fail(
                 format!(
                     "{expect} within {}",
                     ms(deadline.saturating_duration_since(sent_at))
                 ),
                 format!(
-                    "no reply after {} (still blocked)",
+                    "{NO_REPLY} {} (still blocked)",
                     ms(Instant::now().saturating_duration_since(sent_at))
                 ),
             ));
@@ -772,7 +910,7 @@ impl<'a> Trial<'a> {
                 let command = json!({"op": "spawn_child", "thread": thread, "child": child});
                 let reply = self.exchange(p, command, &prompt, None, None)?;
                 match reply.value.get("pid").and_then(Value::as_u64) {
-                    Some(pid) => self.procs[p].children.push(pid as u32),
+                    Some(pid) => self.procs[p].add_child(pid as u32),
                     None => {
                         return Err(Stop::Broken(format!(
                             "worker {process} answered spawn_child without a `pid`"
@@ -839,6 +977,29 @@ impl<'a> Trial<'a> {
                 symlink_dir(Path::new(&self.worker_path(target)), &full)
                     .map_err(|e| Stop::Skip(format!("cannot create a symbolic link here: {e}")))?;
             }
+            Step::Stress { duration, seed } => {
+                use crate::stress::StepOutcome;
+                let procs = self.scenario.processes.len() as u32;
+                let report = crate::stress::scenario_step(
+                    &self.imps,
+                    self.dir.path(),
+                    procs,
+                    *seed,
+                    duration.length(),
+                    self.timing,
+                );
+                for line in report.log {
+                    self.log(Instant::now(), line);
+                }
+                match report.outcome {
+                    StepOutcome::Pass => {}
+                    StepOutcome::Fail { expected, observed } => {
+                        return Err(Stop::fail(expected, observed));
+                    }
+                    StepOutcome::Unknown(reason) => return Err(Stop::Skip(reason)),
+                    StepOutcome::Broken(message) => return Err(Stop::Broken(message)),
+                }
+            }
         }
         Ok(())
     }
@@ -882,7 +1043,15 @@ fn symlink_dir(target: &Path, link: &Path) -> std::io::Result<()> {
 
 #[cfg(windows)]
 fn symlink_dir(target: &Path, link: &Path) -> std::io::Result<()> {
-    std::os::windows::fs::symlink_dir(target, link)
+    std::os::windows::fs::symlink_dir(target, link)?;
+    // Wine (8.0 at least) reports success from `CreateSymbolicLinkW` and creates nothing.
+    match std::fs::symlink_metadata(link) {
+        Ok(metadata) if metadata.file_type().is_symlink() => Ok(()),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "the system reported the link created, but there is none (Wine does this)",
+        )),
+    }
 }
 
 #[cfg(not(any(unix, windows)))]

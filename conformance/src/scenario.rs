@@ -52,6 +52,15 @@ pub enum Requirement {
     Callback,
     /// File permissions are enforced for the workers (they do not run as root).
     Unprivileged,
+    /// An acquire can be made through an object that holds the lock: met unless the worker
+    /// declares `no_acquire_held` (a guard borrowed mutably from the object forbids it).
+    AcquireHeld,
+    /// A release can be made through an object that does not hold the lock: met unless the
+    /// worker declares `no_release_unheld` (releasing is dropping a guard, and there is none).
+    ReleaseUnheld,
+    /// A release can be made on another thread than the acquire: met unless the worker declares
+    /// `no_release_any_thread` (the guard cannot leave the thread that acquired).
+    ReleaseAnyThread,
 }
 
 impl Requirement {
@@ -60,6 +69,45 @@ impl Requirement {
         match self {
             Requirement::Callback => "callback",
             Requirement::Unprivileged => "unprivileged",
+            Requirement::AcquireHeld => "acquire_held",
+            Requirement::ReleaseUnheld => "release_unheld",
+            Requirement::ReleaseAnyThread => "release_any_thread",
+        }
+    }
+
+    /// The capability by which a worker declares that its library's API cannot express this
+    /// (`no_` and the name), for the requirements that hold unless declared absent.
+    pub fn absence(self) -> Option<&'static str> {
+        match self {
+            Requirement::Callback | Requirement::Unprivileged => None,
+            Requirement::AcquireHeld => Some("no_acquire_held"),
+            Requirement::ReleaseUnheld => Some("no_release_unheld"),
+            Requirement::ReleaseAnyThread => Some("no_release_any_thread"),
+        }
+    }
+
+    /// Whether a worker whose `hello` declared `capabilities` meets this requirement. The
+    /// environment's condition (`unprivileged`) is the runner's business and always counts as met.
+    pub fn met_by(self, capabilities: &[&str]) -> bool {
+        match self {
+            Requirement::Unprivileged => true,
+            Requirement::Callback => capabilities.contains(&self.name()),
+            _ => self
+                .absence()
+                .is_none_or(|absent| !capabilities.contains(&absent)),
+        }
+    }
+
+    /// Why a scenario with this requirement is skipped when it is not met.
+    pub fn unmet(self) -> String {
+        match self.absence() {
+            Some(absent) => format!(
+                "the implementation declares `{absent}`: its API cannot express this use"
+            ),
+            None => format!(
+                "the implementation does not declare the capability `{}`",
+                self.name()
+            ),
         }
     }
 }
@@ -305,6 +353,37 @@ pub enum Step {
     Mkdir { path: String, mode: Option<String> },
     /// The runner creates a symbolic link to a directory.
     Symlink { path: String, target: String },
+    /// The runner plays a randomized stress run with fresh workers, one per process of the
+    /// scenario, and checks that there were never two holders at once.
+    Stress {
+        duration: StressDuration,
+        /// The seed of every random choice of the run.
+        seed: u64,
+    },
+}
+
+/// How long a `stress` step starts new operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StressDuration {
+    /// About a second and a half: [`crate::stress::SHORT`].
+    Short,
+}
+
+impl StressDuration {
+    /// The name used in scenarios.
+    pub fn name(self) -> &'static str {
+        match self {
+            StressDuration::Short => "short",
+        }
+    }
+
+    /// How long it is.
+    pub fn length(self) -> std::time::Duration {
+        match self {
+            StressDuration::Short => crate::stress::SHORT,
+        }
+    }
 }
 
 impl Step {
@@ -325,7 +404,8 @@ impl Step {
             Step::WriteFile { .. }
             | Step::CheckFile { .. }
             | Step::Mkdir { .. }
-            | Step::Symlink { .. } => None,
+            | Step::Symlink { .. }
+            | Step::Stress { .. } => None,
         }
     }
 
@@ -418,6 +498,9 @@ impl Step {
             }
             Step::Mkdir { path, .. } => format!("mkdir {path:?}"),
             Step::Symlink { path, target } => format!("symlink {path:?} -> {target:?}"),
+            Step::Stress { duration, seed } => {
+                format!("stress ({}, seed {seed})", duration.name())
+            }
         }
     }
 }
@@ -484,7 +567,9 @@ pub fn parse(
         let (line, column) = if e.is_data() {
             refine(text, &message).unwrap_or((e.line(), e.column()))
         } else {
-            (e.line(), e.column())
+            // serde_json counts a position before the first character of a line (an empty
+            // file) as column 0, which here means "unknown".
+            (e.line(), e.column().max(1))
         };
         LoadError {
             file: file.to_owned(),
@@ -765,7 +850,8 @@ fn check(s: &Scenario, known_rules: &HashSet<String>) -> Result<(), CheckError> 
             Step::WriteFile { .. }
             | Step::CheckFile { .. }
             | Step::Mkdir { .. }
-            | Step::Symlink { .. } => {}
+            | Step::Symlink { .. }
+            | Step::Stress { .. } => {}
         }
     }
     for (i, step) in s.steps.iter().enumerate() {

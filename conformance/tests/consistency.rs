@@ -77,6 +77,8 @@ const AREAS: &[(&str, &str)] = &[
     ("inheritance", "INH"),
     ("paths", "PTH"),
     ("callback", "CBK"),
+    ("interop", "IOP"),
+    ("stress", "STR"),
 ];
 
 #[test]

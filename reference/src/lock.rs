@@ -149,7 +149,7 @@ impl FileLock {
         };
 
         // Then take the OS lock, which another process may hold.
-        let locked = match self.shared.file.try_lock() {
+        let locked = match sys::try_lock(&self.shared.file) {
             Ok(()) => Ok(true),
             Err(TryLockError::WouldBlock) if single_attempt => Ok(false),
             Err(TryLockError::WouldBlock) => {
@@ -184,10 +184,7 @@ impl FileLock {
                 path: self.path.clone(),
             });
         }
-        self.shared
-            .file
-            .unlock()
-            .map_err(|source| self.io(source))?;
+        sys::unlock(&self.shared.file).map_err(|source| self.io(source))?;
         state.owner = None;
         state.held = false;
         drop(state);
@@ -372,7 +369,7 @@ mod tests {
 
     /// Whether some handle holds the OS lock on `path`, as another process would see it.
     fn os_lock_is_held(path: &Path) -> bool {
-        match foreign_handle(path).try_lock() {
+        match sys::try_lock(&foreign_handle(path)) {
             Ok(()) => false,
             Err(TryLockError::WouldBlock) => true,
             Err(TryLockError::Error(err)) => panic!("try_lock failed: {err}"),
@@ -424,7 +421,7 @@ mod tests {
                 }
                 Holder::Foreign => {
                     let file = foreign_handle(path);
-                    file.try_lock().unwrap();
+                    sys::try_lock(&file).unwrap();
                     Held::Foreign(file)
                 }
             }
@@ -435,7 +432,7 @@ mod tests {
         fn release(&self) {
             match self {
                 Held::Object(lock) => lock.release().unwrap(),
-                Held::Foreign(file) => file.unlock().unwrap(),
+                Held::Foreign(file) => sys::unlock(file).unwrap(),
             }
         }
     }

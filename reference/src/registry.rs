@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
@@ -25,8 +26,11 @@ pub(crate) struct Shared {
     /// same handle; the in-process `state` decides which object may use it.
     pub(crate) file: File,
     state: Mutex<State>,
-    /// Notified whenever `state.owner` becomes `None`.
+    /// Notified whenever `state.owner` becomes `None` and `waiters` is not zero.
     released: Condvar,
+    /// How many threads wait on `released`; changed only with `state` locked, so that a release
+    /// can skip the notification (a system call) when nobody waits.
+    waiters: AtomicUsize,
 }
 
 /// The in-process side of the lock.
@@ -57,6 +61,7 @@ impl Shared {
             file,
             state: Mutex::default(),
             released: Condvar::new(),
+            waiters: AtomicUsize::new(0),
         });
         registry.insert(id, Arc::downgrade(&shared));
         Ok(shared)
@@ -74,7 +79,10 @@ impl Shared {
         state: MutexGuard<'a, State>,
         deadline: Option<Instant>,
     ) -> MutexGuard<'a, State> {
-        match deadline {
+        // Counted with the state locked: a release, which sets `owner` with the state locked,
+        // either comes before this wait (and the caller's check saw it) or sees the count.
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        let state = match deadline {
             None => self
                 .released
                 .wait(state)
@@ -86,12 +94,17 @@ impl Shared {
                     .unwrap_or_else(PoisonError::into_inner)
                     .0
             }
-        }
+        };
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        state
     }
 
-    /// Wakes one object waiting for the lock; call after setting `owner` to `None`.
+    /// Wakes one object waiting for the lock, if any waits; call after setting `owner` to
+    /// `None` with the state locked.
     pub(crate) fn notify_released(&self) {
-        self.released.notify_one();
+        if self.waiters.load(Ordering::Relaxed) > 0 {
+            self.released.notify_one();
+        }
     }
 }
 

@@ -3,8 +3,13 @@
 //! Each subcommand is a module. Cargo is invoked through `$CARGO` and the workspace root is found
 //! from this crate's manifest directory, so the tasks work from any current directory.
 
+mod bench;
 mod conformance;
+mod fs_matrix;
+mod peers;
+mod stress;
 mod test;
+mod windows;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -13,10 +18,23 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [args...]
 
 tasks:
+  bench [ARGS]         build in release mode and measure the reference (or --impl NAME,...|all,
+                       --worker 'CMD') against a raw-flock baseline: a table, and bench.json,
+                       bench.md, bench.html and bench-NAME.svg under target/lockspec/
   conformance [ARGS]   build the workers and run the conformance suite (default: the reference);
                        ARGS go to the runner, see `cargo xtask conformance --help`
+  conformance --target windows [ARGS]
+                       the same for Windows, cross-built and run under Wine (Linux hosts)
+  fs-matrix [ARGS]     as root on Linux: the suite on tmpfs, ext4, xfs, btrfs, overlayfs and FUSE,
+                       mounted under target/lockspec/fs/; writes docs/fs-matrix.md; see
+                       `cargo xtask fs-matrix --help`
+  peers [NAME...]      install the Python and Node peers (default: all) under target/lockspec/,
+                       pinned, once; `conformance` does this itself for the peers --impl names
+  stress [ARGS]        random, reproducible contention against one implementation, with a
+                       checker of the history: --impl NAME (or mutant:NAME), --procs N,
+                       --threads T, --duration S, --seed X; see `cargo xtask stress --help`
   test [ARGS]          run the whole test suite: cargo nextest run --workspace, then the doctests;
-                       ARGS go to nextest
+                       ARGS go to nextest (installs the peers first)
 ";
 
 fn main() -> ExitCode {
@@ -24,7 +42,11 @@ fn main() -> ExitCode {
     let task = args.next();
     let rest: Vec<String> = args.collect();
     let result = match task.as_deref() {
+        Some("bench") => bench::run(&rest),
         Some("conformance") => conformance::run(&rest),
+        Some("fs-matrix") => fs_matrix::run(&rest),
+        Some("peers") => peers::run(&rest),
+        Some("stress") => stress::run(&rest),
         Some("test") => test::run(&rest),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");

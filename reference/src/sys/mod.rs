@@ -7,8 +7,16 @@
 //! - `file_id(&File) -> io::Result<FileId>`: the identity of the open file, the same for every
 //!   path that names it;
 //! - `lock_until(&File, Option<Instant>) -> io::Result<bool>`: takes the OS lock, waiting at most
-//!   until the deadline (forever for `None`); `Ok(false)` when the deadline passed first.
+//!   until the deadline (forever for `None`); `Ok(false)` when the deadline passed first;
+//! - `try_lock(&File) -> Result<(), TryLockError>`: one attempt at the OS lock, as std's
+//!   `File::try_lock`;
+//! - `unlock(&File) -> io::Result<()>`: releases the OS lock that `lock_until` or `try_lock` took.
+//!
+//! Every lock call on the shared handle goes through this seam, never through std's `File` lock
+//! methods directly: on Windows the lock is a byte range of the backend's choosing.
 
+#[cfg(target_os = "linux")]
+mod inotify;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
@@ -24,7 +32,7 @@ mod unsupported;
 #[cfg(not(any(unix, windows)))]
 use unsupported as imp;
 
-pub(crate) use imp::{file_id, lock_until, open};
+pub(crate) use imp::{file_id, lock_until, open, try_lock, unlock};
 
 /// The identity of a file: the same for every path (and every handle) that reaches it.
 ///
@@ -42,10 +50,10 @@ pub(crate) struct FileId {
 /// Opens `path` for reading and writing, creating it if missing and never truncating it, and
 /// falls back to a read-only open of an existing file when writing is refused.
 ///
-/// std opens every file close-on-exec (`O_CLOEXEC` on Unix, a non-inheritable handle on Windows),
-/// so a child process never inherits the lock. Locks work on read-only handles too (flock on
-/// Unix, `LockFileEx` on a handle with read access on Windows), hence the fallback.
-#[cfg(any(unix, windows))]
+/// std opens every file close-on-exec (`O_CLOEXEC`), so a child process never inherits the lock.
+/// flock works on read-only descriptors too, hence the fallback. (Windows opens its own way, for
+/// overlapped I/O: see `windows.rs`.)
+#[cfg(unix)]
 fn open_read_write_or_read_only(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     use std::fs::{File, OpenOptions};
     use std::io::ErrorKind;
@@ -85,7 +93,7 @@ fn open_read_write_or_read_only(path: &std::path::Path) -> std::io::Result<std::
 /// makes at least one attempt, even when the deadline has already passed. Polling is the
 /// stand-in for a wake-on-release mechanism, and lives behind this one function so that it can
 /// be replaced without touching the callers.
-#[cfg(any(unix, windows))]
+#[cfg(unix)]
 fn poll_lock_until(
     file: &std::fs::File,
     deadline: Option<std::time::Instant>,

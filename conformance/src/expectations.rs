@@ -1,0 +1,626 @@
+//! Expected failures: what each implementation is known to get wrong, in
+//! `expectations/NAME.json`, and the judgement of a trial against it.
+//!
+//! A file lists, by permanent scenario ID (`area::name`), the scenarios an implementation fails,
+//! each with the class of the failure (`fail`, `crash`, `timeout`), the step at which it happens
+//! and a one-line reason that names the rule. [`judge`] turns a trial's verdict and its
+//! expectation into a [`Cell`]: an expected failure that happens as expected is fine; one that
+//! passes, or fails differently, is itself a failure, so the files stay true.
+//! [`Expectations::bless`] rewrites a file from a run (`cargo xtask conformance --bless`), keeping
+//! the reasons already written and marking new entries for review. The format is documented in
+//! `expectations/README.md`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::run::Verdict;
+use crate::suite::Suite;
+
+/// The directory of the expectation files, under the source tree.
+pub const DIR: &str = "expectations";
+
+/// How the reason of an entry that `--bless` added begins, until a person replaces it.
+pub const UNREVIEWED: &str = "observed on ";
+
+/// How a trial failed, as far as expectations care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// The lock answered wrongly: a rule is broken.
+    Fail,
+    /// The worker broke: the library crashed (a panic, an uncaught exception) or broke the
+    /// protocol.
+    Crash,
+    /// An operation that had to answer did not answer in time: the lock hung.
+    Timeout,
+}
+
+impl Class {
+    /// The class of a verdict; `None` for a pass or a skip.
+    pub fn of(verdict: &Verdict) -> Option<Class> {
+        match verdict {
+            Verdict::Pass | Verdict::Skip(_) => None,
+            Verdict::Fail(f) if f.hung() => Some(Class::Timeout),
+            Verdict::Fail(_) => Some(Class::Fail),
+            Verdict::Error(_) => Some(Class::Crash),
+        }
+    }
+
+    /// Its name in files and reports: `fail`, `crash`, `timeout`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Fail => "fail",
+            Class::Crash => "crash",
+            Class::Timeout => "timeout",
+        }
+    }
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One expected failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expected {
+    /// How the trial fails.
+    pub outcome: Class,
+    /// The step (counting from 1) at which it fails; absent: at any step (`--bless` leaves it out
+    /// for a crash, whose step depends on timing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    /// Why, in one line from the library's behaviour, naming the rule it breaks.
+    pub reason: String,
+}
+
+impl Expected {
+    /// Whether `verdict` is this failure: the same class, at the same step (when one is given).
+    /// An implementation that is not installed never matches.
+    pub fn matches(&self, verdict: &Verdict) -> bool {
+        let (Verdict::Fail(failure) | Verdict::Error(failure)) = verdict else {
+            return false;
+        };
+        !failure.unavailable()
+            && Class::of(verdict) == Some(self.outcome)
+            && self
+                .step
+                .is_none_or(|step| failure.step.map(|i| i + 1) == Some(step))
+    }
+
+    /// The failure in words: `fail at step 3`.
+    pub fn describe(&self) -> String {
+        match self.step {
+            Some(step) => format!("{} at step {step}", self.outcome),
+            None => self.outcome.to_string(),
+        }
+    }
+}
+
+/// The judgement of one trial against its expectation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// Passed, and no failure was expected.
+    Pass,
+    /// Failed exactly as expected.
+    ExpectedFail(Expected),
+    /// Not applicable (a capability is absent, or the environment cannot run it). An expectation
+    /// of the scenario is neither confirmed nor broken.
+    NotApplicable(String),
+    /// The lock broke a rule; `expected` is set when a different failure was expected.
+    Fail {
+        /// The failure that was expected instead, if any.
+        expected: Option<Expected>,
+    },
+    /// The worker broke (or is not installed); `expected` is set when a different failure was
+    /// expected.
+    Error {
+        /// The failure that was expected instead, if any.
+        expected: Option<Expected>,
+    },
+    /// Passed, though a failure was expected: the expectation no longer holds.
+    UnexpectedPass(Expected),
+}
+
+impl Cell {
+    /// Whether the cell is as it should be: a pass, an expected failure, or not applicable.
+    pub fn is_ok(&self) -> bool {
+        matches!(
+            self,
+            Cell::Pass | Cell::ExpectedFail(_) | Cell::NotApplicable(_)
+        )
+    }
+
+    /// The expectation that was checked and did not hold, if any.
+    pub fn broken_expectation(&self) -> Option<&Expected> {
+        match self {
+            Cell::UnexpectedPass(e)
+            | Cell::Fail { expected: Some(e) }
+            | Cell::Error { expected: Some(e) } => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A short name: `pass`, `expected fail`, `n/a`, `fail`, `error`, `unexpected pass`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Cell::Pass => "pass",
+            Cell::ExpectedFail(_) => "expected fail",
+            Cell::NotApplicable(_) => "n/a",
+            Cell::Fail { .. } => "fail",
+            Cell::Error { .. } => "error",
+            Cell::UnexpectedPass(_) => "unexpected pass",
+        }
+    }
+
+    /// One line for a person when the cell is not OK because of its expectation: what was
+    /// expected and what happened instead.
+    pub fn mismatch(&self, verdict: &Verdict) -> Option<String> {
+        let expected = self.broken_expectation()?;
+        let observed = match (verdict, Class::of(verdict)) {
+            (Verdict::Fail(f) | Verdict::Error(f), Some(class)) => match f.step {
+                Some(i) => format!("{class} at step {}", i + 1),
+                None => class.to_string(),
+            },
+            _ => "a pass".to_owned(),
+        };
+        Some(format!(
+            "the expectations say {} ({}), but this run shows {observed}; if the library \
+             changed, review and rerun with --bless",
+            expected.describe(),
+            expected.reason
+        ))
+    }
+}
+
+/// Judges a trial's `verdict` against the implementation's expectation for its scenario.
+pub fn judge(verdict: &Verdict, expected: Option<&Expected>) -> Cell {
+    match (verdict, expected) {
+        (Verdict::Skip(reason), _) => Cell::NotApplicable(reason.clone()),
+        (Verdict::Pass, None) => Cell::Pass,
+        (Verdict::Pass, Some(e)) => Cell::UnexpectedPass(e.clone()),
+        (_, Some(e)) if e.matches(verdict) => Cell::ExpectedFail(e.clone()),
+        (Verdict::Fail(_), e) => Cell::Fail {
+            expected: e.cloned(),
+        },
+        (Verdict::Error(_), e) => Cell::Error {
+            expected: e.cloned(),
+        },
+    }
+}
+
+/// The expectation file of one implementation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectations {
+    /// The implementation the file is about; it names the file.
+    pub implementation: String,
+    /// The expected failures, by scenario ID.
+    pub failures: BTreeMap<String, Expected>,
+}
+
+/// Why an expectation file cannot be used.
+#[derive(Debug)]
+pub enum Error {
+    /// The file exists but cannot be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The file is not a valid expectation file.
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Where, counting from 1.
+        line: usize,
+        /// Where, counting from 1.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Read { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            Error::Parse {
+                path,
+                line,
+                column,
+                message,
+            } => write!(f, "{}:{line}:{column}: {message}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Read { source, .. } => Some(source),
+            Error::Parse { .. } => None,
+        }
+    }
+}
+
+/// What [`Expectations::bless`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Blessed {
+    /// Entries kept with their reason.
+    pub kept: usize,
+    /// Entries added, or changed in class: their reason needs a person's review.
+    pub to_review: usize,
+    /// Entries removed because the scenario now passes.
+    pub removed: usize,
+}
+
+impl Expectations {
+    /// The file of `implementation` under the source tree `root`.
+    pub fn path(root: &Path, implementation: &str) -> PathBuf {
+        root.join(DIR).join(format!("{implementation}.json"))
+    }
+
+    /// Loads the file of `implementation` under `root`; a missing file expects no failures.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`Error::Read`] when the file exists but cannot be read, and [`Error::Parse`] with
+    /// line and column when it is not valid (unknown fields included) or names another
+    /// implementation.
+    pub fn load(root: &Path, implementation: &str) -> Result<Expectations, Error> {
+        let path = Expectations::path(root, implementation);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Expectations {
+                    implementation: implementation.to_owned(),
+                    failures: BTreeMap::new(),
+                });
+            }
+            Err(source) => return Err(Error::Read { path, source }),
+        };
+        Expectations::parse(&text, &path, implementation)
+    }
+
+    /// Parses the text of the file at `path`, which must be about `implementation`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Expectations::load`].
+    pub fn parse(text: &str, path: &Path, implementation: &str) -> Result<Expectations, Error> {
+        let parsed: Expectations = serde_json::from_str(text).map_err(|e| Error::Parse {
+            path: path.to_owned(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        if parsed.implementation != implementation {
+            return Err(Error::Parse {
+                path: path.to_owned(),
+                line: 1,
+                column: 1,
+                message: format!(
+                    "the file is about {:?}, expected {implementation:?}",
+                    parsed.implementation
+                ),
+            });
+        }
+        Ok(parsed)
+    }
+
+    /// The expectation for the scenario `id`, if any.
+    pub fn get(&self, id: &str) -> Option<&Expected> {
+        self.failures.get(id)
+    }
+
+    /// Rewrites the entries of the scenarios that ran (`results`: scenario ID and verdict) so
+    /// that they describe this run: a pass removes the entry; a failure keeps the entry's reason
+    /// when its class is unchanged, and otherwise gets the reason "observed on `today`, reason
+    /// not yet reviewed", which a person must replace. Scenarios that were not applicable, or
+    /// whose implementation is not installed, keep their entries as they are.
+    pub fn bless<'a>(
+        &mut self,
+        results: impl IntoIterator<Item = (&'a str, &'a Verdict)>,
+        today: &str,
+    ) -> Blessed {
+        let mut blessed = Blessed::default();
+        for (id, verdict) in results {
+            let failure = match verdict {
+                Verdict::Fail(f) | Verdict::Error(f) if !f.unavailable() => f,
+                Verdict::Fail(_) | Verdict::Error(_) | Verdict::Skip(_) => continue,
+                Verdict::Pass => {
+                    if self.failures.remove(id).is_some() {
+                        blessed.removed += 1;
+                    }
+                    continue;
+                }
+            };
+            let outcome = Class::of(verdict).expect("a failure has a class");
+            // A crash shows at whichever step next talks to the dead worker, which depends on
+            // timing: it is expected at any step.
+            let step = match outcome {
+                Class::Crash => None,
+                Class::Fail | Class::Timeout => failure.step.map(|i| i + 1),
+            };
+            let reason = match self.failures.get(id) {
+                Some(old) if old.outcome == outcome && !old.reason.starts_with(UNREVIEWED) => {
+                    blessed.kept += 1;
+                    old.reason.clone()
+                }
+                _ => {
+                    blessed.to_review += 1;
+                    format!("{UNREVIEWED}{today}, reason not yet reviewed")
+                }
+            };
+            self.failures.insert(
+                id.to_owned(),
+                Expected {
+                    outcome,
+                    step,
+                    reason,
+                },
+            );
+        }
+        blessed
+    }
+
+    /// The file's text: pretty JSON, entries sorted by scenario ID, a final newline.
+    pub fn to_text(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("expectations serialise");
+        text.push('\n');
+        text
+    }
+
+    /// Writes the file of this implementation under `root`, creating `expectations/`.
+    ///
+    /// # Errors
+    ///
+    /// Returns the I/O error, with the path, when the file cannot be written.
+    pub fn save(&self, root: &Path) -> io::Result<PathBuf> {
+        let path = Expectations::path(root, &self.implementation);
+        let annotate = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(annotate)?;
+        }
+        std::fs::write(&path, self.to_text()).map_err(annotate)?;
+        Ok(path)
+    }
+
+    /// What is wrong with the file against `suite`: entries for scenarios that do not exist,
+    /// steps beyond the scenario's end, and reasons that are still unreviewed or name none of
+    /// the rules the scenario cites. Empty when all is well.
+    pub fn problems(&self, suite: &Suite) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (id, e) in &self.failures {
+            let at = format!("{DIR}/{}.json: {id}", self.implementation);
+            let Some(scenario) = suite.scenarios.iter().find(|s| s.id == *id) else {
+                problems.push(format!("{at}: no such scenario"));
+                continue;
+            };
+            if let Some(step) = e.step
+                && (step == 0 || step > scenario.steps.len())
+            {
+                problems.push(format!(
+                    "{at}: step {step}, but the scenario has {} steps",
+                    scenario.steps.len()
+                ));
+            }
+            if e.reason.starts_with(UNREVIEWED) {
+                problems.push(format!(
+                    "{at}: the reason is not reviewed yet: {:?}",
+                    e.reason
+                ));
+            } else if !scenario.rules.iter().any(|r| e.reason.contains(r.as_str())) {
+                problems.push(format!(
+                    "{at}: the reason names none of the scenario's rules {:?}: {:?}",
+                    scenario.rules, e.reason
+                ));
+            }
+            if e.reason.trim().is_empty() || e.reason.contains('\n') {
+                problems.push(format!("{at}: the reason must be one line"));
+            }
+        }
+        problems
+    }
+}
+
+/// Today's date in UTC, `YYYY-MM-DD`, for unreviewed reasons.
+pub fn today() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (y, m, d) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    // In range by construction: 1..=12 and 1..=31.
+    (y, m as u32, d as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+    use crate::run::Failure;
+
+    fn failure(step: Option<usize>, observed: &str) -> Failure {
+        Failure {
+            step,
+            summary: "acquire".into(),
+            expected: "acquired".into(),
+            observed: observed.into(),
+        }
+    }
+
+    fn fail_at(step: usize) -> Verdict {
+        Verdict::Fail(failure(Some(step - 1), "timed_out after 300.0 ms"))
+    }
+
+    fn expected(outcome: Class, step: Option<usize>) -> Expected {
+        Expected {
+            outcome,
+            step,
+            reason: "REL-2: it is silent".into(),
+        }
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(Class::of(&Verdict::Pass), None);
+        assert_eq!(Class::of(&Verdict::Skip("x".into())), None);
+        assert_eq!(Class::of(&fail_at(2)), Some(Class::Fail));
+        let hung = Verdict::Fail(failure(Some(1), "no reply after 2000.0 ms (still blocked)"));
+        assert_eq!(Class::of(&hung), Some(Class::Timeout));
+        let crash = Verdict::Error(failure(Some(1), "worker p1 closed its output"));
+        assert_eq!(Class::of(&crash), Some(Class::Crash));
+    }
+
+    #[rstest]
+    #[case::pass(Verdict::Pass, None, "pass", true)]
+    #[case::skip(Verdict::Skip("no callback".into()), None, "n/a", true)]
+    #[case::skip_with_expectation(Verdict::Skip("no callback".into()), Some(expected(Class::Fail, Some(3))), "n/a", true)]
+    #[case::fail(fail_at(3), None, "fail", false)]
+    #[case::expected_fail(fail_at(3), Some(expected(Class::Fail, Some(3))), "expected fail", true)]
+    #[case::expected_fail_any_step(fail_at(5), Some(expected(Class::Fail, None)), "expected fail", true)]
+    #[case::fails_at_another_step(fail_at(4), Some(expected(Class::Fail, Some(3))), "fail", false)]
+    #[case::fails_in_another_way(fail_at(3), Some(expected(Class::Crash, Some(3))), "fail", false)]
+    #[case::starts_passing(Verdict::Pass, Some(expected(Class::Fail, Some(3))), "unexpected pass", false)]
+    #[case::crash(Verdict::Error(failure(Some(2), "exited")), Some(expected(Class::Crash, Some(3))), "expected fail", true)]
+    fn judging(
+        #[case] verdict: Verdict,
+        #[case] expectation: Option<Expected>,
+        #[case] name: &str,
+        #[case] ok: bool,
+    ) {
+        let cell = judge(&verdict, expectation.as_ref());
+        assert_eq!(cell.name(), name, "{cell:?}");
+        assert_eq!(cell.is_ok(), ok, "{cell:?}");
+        assert_eq!(
+            cell.mismatch(&verdict).is_some(),
+            !ok && expectation.is_some(),
+            "{cell:?}"
+        );
+    }
+
+    #[test]
+    fn not_installed_never_matches() {
+        let verdict = Verdict::Error(Failure {
+            step: None,
+            summary: "start the workers".into(),
+            expected: INSTALLED_TEXT.into(),
+            observed: "locket is not installed".into(),
+        });
+        let e = expected(Class::Crash, None);
+        let cell = judge(&verdict, Some(&e));
+        assert_eq!(cell.name(), "error");
+        assert!(!cell.is_ok());
+    }
+
+    /// What `run` puts in `expected` for an implementation that is not installed.
+    const INSTALLED_TEXT: &str = "an implementation installed on this machine";
+
+    #[test]
+    fn bless_keeps_reasons_and_marks_new_entries() {
+        let mut file = Expectations {
+            implementation: "x".into(),
+            failures: BTreeMap::from([
+                ("a::kept".into(), expected(Class::Fail, Some(2))),
+                ("a::now_passes".into(), expected(Class::Fail, Some(2))),
+                ("a::changed".into(), expected(Class::Crash, Some(2))),
+                ("a::skipped".into(), expected(Class::Fail, Some(2))),
+            ]),
+        };
+        let (kept, passes, changed, new, skipped) = (
+            fail_at(3),
+            Verdict::Pass,
+            fail_at(2),
+            fail_at(1),
+            Verdict::Skip("n/a".into()),
+        );
+        let blessed = file.bless(
+            [
+                ("a::kept", &kept),
+                ("a::now_passes", &passes),
+                ("a::changed", &changed),
+                ("a::new", &new),
+                ("a::skipped", &skipped),
+            ],
+            "2030-01-02",
+        );
+        assert_eq!(
+            blessed,
+            Blessed {
+                kept: 1,
+                to_review: 2,
+                removed: 1
+            }
+        );
+        assert_eq!(file.failures["a::kept"].reason, "REL-2: it is silent");
+        assert_eq!(file.failures["a::kept"].step, Some(3));
+        assert!(!file.failures.contains_key("a::now_passes"));
+        assert_eq!(
+            file.failures["a::new"].reason,
+            "observed on 2030-01-02, reason not yet reviewed"
+        );
+        assert_eq!(file.failures["a::changed"].outcome, Class::Fail);
+        assert!(file.failures["a::changed"].reason.starts_with(UNREVIEWED));
+        assert_eq!(file.failures["a::skipped"], expected(Class::Fail, Some(2)));
+        let again = Expectations::parse(&file.to_text(), Path::new("x.json"), "x").unwrap();
+        assert_eq!(again, file);
+    }
+
+    #[test]
+    fn parse_errors_name_file_line_and_column() {
+        let text = "{\n  \"implementation\": \"x\",\n  \"failures\": {\"a::b\": {\"outcome\": \"boom\", \"reason\": \"r\"}}\n}\n";
+        let error = Expectations::parse(text, Path::new("e/x.json"), "x").unwrap_err();
+        let shown = error.to_string();
+        assert!(shown.starts_with("e/x.json:3:"), "{shown}");
+        let error = Expectations::parse(
+            "{\"implementation\": \"y\", \"failures\": {}}",
+            Path::new("e/x.json"),
+            "x",
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("about \"y\""), "{error}");
+        let unknown = "{\"implementation\": \"x\", \"failures\": {}, \"extra\": 1}";
+        assert!(Expectations::parse(unknown, Path::new("e/x.json"), "x").is_err());
+    }
+
+    #[test]
+    fn a_missing_file_expects_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = Expectations::load(tmp.path(), "nothing").unwrap();
+        assert_eq!(e.implementation, "nothing");
+        assert!(e.failures.is_empty());
+    }
+
+    #[rstest]
+    #[case(0, (1970, 1, 1))]
+    #[case(59, (1970, 3, 1))]
+    #[case(11_016, (2000, 2, 29))]
+    #[case(20_454, (2026, 1, 1))]
+    fn dates(#[case] days: i64, #[case] ymd: (i64, u32, u32)) {
+        assert_eq!(civil_from_days(days), ymd);
+    }
+}

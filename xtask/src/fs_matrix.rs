@@ -1,0 +1,1117 @@
+//! `cargo xtask fs-matrix`: the conformance suite on the file systems users have (tmpfs, ext4,
+//! xfs and btrfs on loop images, overlayfs, and FUSE through bindfs), one column each, written
+//! to `docs/fs-matrix.md`.
+//!
+//! Linux only, as root. Everything is mounted under `target/lockspec/fs/` and unmounted after its
+//! run. A guardian shell, which ignores SIGINT, SIGTERM and SIGHUP and waits for this process's
+//! end on a pipe, unmounts whatever is left (and stops the runner) even if this process is
+//! interrupted or killed. A file system that cannot be made here is a column that says why.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Instant;
+
+const USAGE: &str = "\
+usage: cargo xtask fs-matrix [--impl NAME,...] [--only FS,...] [--timing-scale F] [--filter TEXT]
+                             [--out FILE]
+
+Mounts each file system under target/lockspec/fs/, runs the conformance suite there
+(`lockspec --dir MOUNT`), unmounts it, and writes one report (default: docs/fs-matrix.md).
+Linux, as root. File systems: default (the system's temporary directory, for comparison),
+tmpfs, ext4, xfs, btrfs, overlay, fuse. The tools they need, on Debian and Ubuntu:
+apt-get install -y e2fsprogs xfsprogs btrfs-progs bindfs fuse3 (a missing one skips its column).
+";
+
+/// The file systems, in the report's order.
+const FILESYSTEMS: [&str; 7] = [
+    "default", "tmpfs", "ext4", "xfs", "btrfs", "overlay", "fuse",
+];
+
+/// What the command line asked for.
+#[derive(Debug, Default)]
+struct Options {
+    impls: Option<String>,
+    only: Option<Vec<String>>,
+    scale: Option<String>,
+    filter: Option<String>,
+    out: Option<PathBuf>,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut opts = Options::default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let known = ["--impl", "--only", "--timing-scale", "--filter", "--out"];
+        if !known.contains(&flag) {
+            return Err(format!("fs-matrix: unknown argument `{arg}`\n\n{USAGE}"));
+        }
+        let value = match inline.or_else(|| args.next().cloned()) {
+            Some(v) if !v.is_empty() => v,
+            _ => return Err(format!("fs-matrix: {flag} needs a value\n\n{USAGE}")),
+        };
+        match flag {
+            "--impl" => opts.impls = Some(value),
+            "--only" => {
+                let names: Vec<String> = value.split(',').map(str::to_owned).collect();
+                if let Some(bad) = names.iter().find(|n| !FILESYSTEMS.contains(&n.as_str())) {
+                    return Err(format!(
+                        "fs-matrix: unknown file system `{bad}` (known: {})",
+                        FILESYSTEMS.join(", ")
+                    ));
+                }
+                opts.only = Some(names);
+            }
+            "--timing-scale" => opts.scale = Some(value),
+            "--filter" => opts.filter = Some(value),
+            _ => opts.out = Some(PathBuf::from(value)),
+        }
+    }
+    Ok(opts)
+}
+
+/// Runs the matrix and writes the report.
+pub fn run(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    let opts = parse(args)?;
+    if !cfg!(target_os = "linux") {
+        return Err("fs-matrix needs Linux (loop devices, overlayfs and FUSE)".into());
+    }
+    if !is_root() {
+        return Err(
+            "fs-matrix mounts file systems, so it runs as root: sudo -E cargo xtask fs-matrix"
+                .into(),
+        );
+    }
+    crate::run(crate::cargo().args([
+        "build",
+        "--quiet",
+        "--package",
+        "lockspec-conformance",
+        "--bins",
+    ]))?;
+    let lockspec = crate::target_dir()
+        .join("debug")
+        .join(format!("lockspec{}", std::env::consts::EXE_SUFFIX));
+    let base = crate::target_dir().join("lockspec").join("fs");
+    // Left over by a run that could not clean up (the machine went down, say).
+    unmount_under(&base);
+    std::fs::create_dir_all(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
+    let mut guardian = Guardian::start(&base)?;
+
+    let wanted: Vec<&str> = FILESYSTEMS
+        .iter()
+        .copied()
+        .filter(|fs| opts.only.as_ref().is_none_or(|o| o.iter().any(|n| n == fs)))
+        .collect();
+    let mut columns = Vec::new();
+    let mut missing_packages = Vec::new();
+    for fs in wanted {
+        let column = match make(fs, &base) {
+            Err(Skip { reason, package }) => {
+                if let Some(p) = package {
+                    missing_packages.push(p);
+                }
+                println!("fs-matrix: {fs}: skipped: {reason}");
+                Column::skipped(fs, reason)
+            }
+            Ok(made) => {
+                println!("fs-matrix: {fs}: running the suite on {}", made.describe());
+                let mut result = run_suite(&lockspec, &made, &opts, &base, &mut guardian);
+                if let (Ok(column), Some(mount), Some(below)) =
+                    (&mut result, &made.mount, &made.below)
+                {
+                    let worker = lockspec.with_file_name(format!(
+                        "lockspec-worker-reference{}",
+                        std::env::consts::EXE_SUFFIX
+                    ));
+                    column.boundary = Some(boundary(&worker, mount, &below.0, below.1));
+                }
+                if let Some(mount) = &made.mount {
+                    unmount_under(mount);
+                }
+                remove_scaffolding(fs, &base);
+                match result {
+                    Ok(column) => {
+                        println!("fs-matrix: {fs}: {}", column.summary());
+                        column
+                    }
+                    Err(e) => {
+                        unmount_under(&base);
+                        guardian.finish();
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        columns.push(column);
+    }
+    unmount_under(&base);
+    guardian.finish();
+
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| crate::root().join("docs").join("fs-matrix.md"));
+    // Paths in the workspace are written relative to it: the report is committed.
+    let text = render(&columns, &opts).replace(&format!("{}/", crate::root().display()), "");
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    std::fs::write(&out, text).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    println!("fs-matrix: report written to {}", out.display());
+    if !missing_packages.is_empty() {
+        missing_packages.dedup();
+        println!(
+            "fs-matrix: to run the skipped file systems too: apt-get update && apt-get install -y {}",
+            missing_packages.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// Whether this process runs as root: the owner of `/proc/self` is the effective user.
+fn is_root() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
+}
+
+/// Why a file system cannot be made here, and the package that would help, if any.
+#[derive(Debug)]
+struct Skip {
+    reason: String,
+    package: Option<&'static str>,
+}
+
+impl Skip {
+    fn because(reason: impl Into<String>) -> Skip {
+        Skip {
+            reason: reason.into(),
+            package: None,
+        }
+    }
+}
+
+/// A file system made for one column.
+#[derive(Debug)]
+struct Made {
+    /// Its directory for `--dir`, or `None` for the system's temporary directory.
+    dir: Option<PathBuf>,
+    /// The mount point to unmount afterwards.
+    mount: Option<PathBuf>,
+    /// How it was made, for the report.
+    how: String,
+    /// The directory below the mount that holds the same files (overlay's upper layer, bindfs's
+    /// source), if any.
+    below: Option<(PathBuf, &'static str)>,
+}
+
+impl Made {
+    fn describe(&self) -> String {
+        match &self.dir {
+            Some(d) => format!("{} ({})", d.display(), fs_type(d)),
+            None => format!(
+                "{} ({})",
+                std::env::temp_dir().display(),
+                fs_type(&std::env::temp_dir())
+            ),
+        }
+    }
+}
+
+/// The file system type of `path` as the kernel names it (`stat -f`).
+fn fs_type(path: &Path) -> String {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    // The mount point that is the longest prefix of the path holds it.
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut fields = l.split_whitespace();
+            let point = PathBuf::from(fields.nth(1)?.replace("\\040", " "));
+            let kind = fields.next()?;
+            path.starts_with(&point)
+                .then(|| (point.components().count(), kind.to_owned()))
+        })
+        .max()
+        .map_or_else(|| "unknown".into(), |(_, kind)| kind)
+}
+
+/// Whether a program is on the PATH.
+fn have(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+fn need(program: &str, package: &'static str) -> Result<(), Skip> {
+    if have(program) {
+        Ok(())
+    } else {
+        Err(Skip {
+            reason: format!("`{program}` is not installed (apt-get install -y {package})"),
+            package: Some(package),
+        })
+    }
+}
+
+/// Runs a set-up command; a failure is a reason to skip, with what the command said.
+fn setup(cmd: &mut Command) -> Result<(), Skip> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Skip::because(format!("cannot run {cmd:?}: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let said = String::from_utf8_lossy(&out.stderr);
+        Err(Skip::because(format!(
+            "`{}` failed ({}): {}",
+            command_text(cmd),
+            out.status,
+            said.trim()
+        )))
+    }
+}
+
+fn command_text(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn mkdir(path: &Path) -> Result<(), Skip> {
+    std::fs::create_dir_all(path)
+        .map_err(|e| Skip::because(format!("cannot create {}: {e}", path.display())))
+}
+
+/// A sparse file of `mib` MiB.
+fn image(path: &Path, mib: u64) -> Result<(), Skip> {
+    let _ = std::fs::remove_file(path);
+    std::fs::File::create(path)
+        .and_then(|f| f.set_len(mib << 20))
+        .map_err(|e| Skip::because(format!("cannot create the image {}: {e}", path.display())))
+}
+
+/// Makes and mounts the file system `fs` under `base`.
+fn make(fs: &str, base: &Path) -> Result<Made, Skip> {
+    if fs == "default" {
+        return Ok(Made {
+            dir: None,
+            mount: None,
+            how: format!(
+                "no `--dir`: the system's temporary directory ({})",
+                fs_type(&std::env::temp_dir())
+            ),
+            below: None,
+        });
+    }
+    need("mount", "mount")?;
+    let mount = base.join(fs);
+    mkdir(&mount)?;
+    let mut below = None;
+    let how = match fs {
+        "tmpfs" => {
+            setup(
+                Command::new("mount")
+                    .args(["-t", "tmpfs", "-o", "size=256m,mode=1777", "lockspec-tmpfs"])
+                    .arg(&mount),
+            )?;
+            "`mount -t tmpfs`".to_owned()
+        }
+        "ext4" | "xfs" | "btrfs" => {
+            let (mkfs, package, mib, force) = match fs {
+                "ext4" => ("mkfs.ext4", "e2fsprogs", 128, "-F"),
+                // mkfs.xfs refuses file systems under 300 MiB.
+                "xfs" => ("mkfs.xfs", "xfsprogs", 320, "-f"),
+                _ => ("mkfs.btrfs", "btrfs-progs", 128, "-f"),
+            };
+            need(mkfs, package)?;
+            need("losetup", "mount")?;
+            if !Path::new("/dev/loop-control").exists() {
+                return Err(Skip::because(
+                    "no loop devices (/dev/loop-control is missing)",
+                ));
+            }
+            let img = base.join(format!("{fs}.img"));
+            image(&img, mib)?;
+            setup(Command::new(mkfs).args(["-q", force]).arg(&img))?;
+            setup(
+                Command::new("mount")
+                    .args(["-o", "loop"])
+                    .arg(&img)
+                    .arg(&mount),
+            )?;
+            format!("`{mkfs}` on a {mib} MiB image, `mount -o loop`")
+        }
+        "overlay" => {
+            let layers = base.join("overlay-layers");
+            let _ = std::fs::remove_dir_all(&layers);
+            let (lower, upper, work) = (
+                layers.join("lower"),
+                layers.join("upper"),
+                layers.join("work"),
+            );
+            for d in [&lower, &upper, &work] {
+                mkdir(d)?;
+            }
+            let options = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                upper.display(),
+                work.display()
+            );
+            setup(
+                Command::new("mount")
+                    .args(["-t", "overlay", "lockspec-overlay", "-o", &options])
+                    .arg(&mount),
+            )?;
+            let how = format!("`mount -t overlay`, upper layer on {}", fs_type(&upper));
+            below = Some((upper, "its upper layer"));
+            how
+        }
+        "fuse" => {
+            need("bindfs", "bindfs")?;
+            if !Path::new("/dev/fuse").exists() {
+                return Err(Skip::because(
+                    "no /dev/fuse (the fuse kernel module is not loaded)",
+                ));
+            }
+            let source = base.join("fuse-source");
+            let _ = std::fs::remove_dir_all(&source);
+            mkdir(&source)?;
+            // allow_other: workers of `unprivileged` scenarios run as another user.
+            setup(
+                Command::new("bindfs")
+                    .args(["-o", "allow_other"])
+                    .arg(&source)
+                    .arg(&mount),
+            )?;
+            let how = format!("`bindfs -o allow_other` over {}", fs_type(&source));
+            below = Some((source, "bindfs's source directory"));
+            how
+        }
+        other => return Err(Skip::because(format!("unknown file system {other}"))),
+    };
+    Ok(Made {
+        dir: Some(mount.clone()),
+        mount: Some(mount),
+        how,
+        below,
+    })
+}
+
+/// Removes what `make` created for `fs` besides the mount point: its image, its layers.
+fn remove_scaffolding(fs: &str, base: &Path) {
+    let _ = std::fs::remove_file(base.join(format!("{fs}.img")));
+    if fs == "overlay" {
+        let _ = std::fs::remove_dir_all(base.join("overlay-layers"));
+    }
+    if fs == "fuse" {
+        let _ = std::fs::remove_dir_all(base.join("fuse-source"));
+    }
+}
+
+/// Whether a lock held through `mount` excludes a process that locks the same file through
+/// `below`, the directory that holds the mount's files: the reference worker holds
+/// `boundary.lock` through the mount while a second one makes a single attempt from below.
+fn boundary(worker: &Path, mount: &Path, below: &Path, what: &str) -> String {
+    let file = "lockspec-boundary.lock";
+    let start = |dir: &Path| {
+        Command::new(worker)
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+    };
+    let talk = |child: &mut Child, path: &Path, timeout: &str| -> Result<String, String> {
+        let commands = format!(
+            "{{\"seq\":0,\"op\":\"hello\",\"protocol\":1}}\n\
+             {{\"seq\":1,\"op\":\"open\",\"handle\":\"a\",\"path\":{path:?},\"timeout_ms\":{timeout},\"callback\":false}}\n\
+             {{\"seq\":2,\"op\":\"acquire\",\"handle\":\"a\"}}\n",
+            path = path.display().to_string()
+        );
+        let stdin = child.stdin.as_mut().ok_or("no stdin")?;
+        stdin
+            .write_all(commands.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let stdout = child.stdout.as_mut().ok_or("no stdout")?;
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if std::io::BufRead::read_line(&mut reader, &mut line).map_err(|e| e.to_string())? == 0
+            {
+                return Err("the worker ended early".into());
+            }
+            if line.contains("\"seq\":2") {
+                return Ok(outcome(&line));
+            }
+        }
+    };
+    let result = (|| -> Result<String, String> {
+        let mut holder = start(mount).map_err(|e| e.to_string())?;
+        let held = talk(&mut holder, &mount.join(file), "null");
+        let verdict = match held {
+            Ok(o) if o == "acquired" => {
+                let mut other = start(below).map_err(|e| e.to_string())?;
+                let attempt = talk(&mut other, &below.join(file), "0");
+                let _ = other.kill();
+                let _ = other.wait();
+                match attempt?.as_str() {
+                    "acquired" => format!(
+                        "a lock held through the mount does **not** exclude a process that locks \
+                         the same file through {what}: all processes must use the mount"
+                    ),
+                    "would_block" | "timed_out" => format!(
+                        "a lock held through the mount also excludes a process that locks the \
+                         same file through {what}"
+                    ),
+                    other => format!("the attempt through the directory below answered `{other}`"),
+                }
+            }
+            Ok(o) => format!("the lock could not be taken through the mount (`{o}`)"),
+            Err(e) => format!("the check could not run: {e}"),
+        };
+        let _ = holder.kill();
+        let _ = holder.wait();
+        Ok(verdict)
+    })();
+    result.unwrap_or_else(|e| format!("the check could not run: {e}"))
+}
+
+/// The `outcome` of a reply line.
+fn outcome(line: &str) -> String {
+    line.split_once("\"outcome\":\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map_or_else(|| line.trim().to_owned(), |(o, _)| o.to_owned())
+}
+
+/// Unmounts everything mounted at or under `path`, deepest first, and detaches the loop devices
+/// of images under it.
+fn unmount_under(path: &Path) {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return;
+    };
+    let prefix = path.to_string_lossy().into_owned();
+    let mut points: Vec<String> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(|p| p.replace("\\040", " "))
+        .filter(|p| *p == prefix || p.starts_with(&format!("{prefix}/")))
+        .collect();
+    points.sort_by(|a, b| b.cmp(a));
+    points.dedup();
+    for point in points {
+        let quiet = |cmd: &mut Command| {
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !quiet(Command::new("umount").arg(&point)) {
+            eprintln!("fs-matrix: {point} is busy; detaching it lazily");
+            quiet(Command::new("umount").arg("-l").arg(&point));
+        }
+    }
+    for fs in ["ext4", "xfs", "btrfs"] {
+        let img = path.join(format!("{fs}.img"));
+        if img.exists() {
+            detach_loops(&img);
+        }
+    }
+}
+
+/// Detaches the loop devices backed by `img` (mount's auto-clear normally did it already).
+fn detach_loops(img: &Path) {
+    let Ok(out) = Command::new("losetup").arg("-j").arg(img).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some((dev, _)) = line.split_once(':') {
+            let _ = Command::new("losetup").args(["-d", dev]).status();
+        }
+    }
+}
+
+/// A shell that outlives this process to clean up: it ignores the signals that end a run,
+/// reads runner process IDs from its stdin, and at the end of its stdin (when this process
+/// ends, however it ends) stops those runners and unmounts everything under the base directory.
+struct Guardian {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+const GUARDIAN: &str = r#"
+trap '' INT TERM HUP
+base=$1
+pids=
+while IFS= read -r line; do
+  case $line in
+    pid\ *) pids="$pids ${line#pid }" ;;
+    done) exit 0 ;;
+  esac
+done
+for p in $pids; do kill -TERM "$p" 2>/dev/null; done
+i=0
+while [ $i -lt 50 ]; do
+  alive=
+  for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+  [ -z "$alive" ] && break
+  sleep 0.1
+  i=$((i + 1))
+done
+awk -v b="$base" '$2 == b || index($2, b "/") == 1 { print $2 }' /proc/self/mounts | sort -r |
+while IFS= read -r m; do
+  umount "$m" 2>/dev/null || umount -l "$m"
+done
+for img in "$base"/*.img; do
+  [ -e "$img" ] || continue
+  losetup -j "$img" | cut -d: -f1 | while IFS= read -r dev; do losetup -d "$dev"; done
+done
+echo "fs-matrix: interrupted; the guardian unmounted everything under $base" >&2
+"#;
+
+impl Guardian {
+    fn start(base: &Path) -> Result<Guardian, String> {
+        let mut child = Command::new("sh")
+            .args(["-c", GUARDIAN, "sh"])
+            .arg(base)
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the clean-up shell: {e}"))?;
+        let stdin = child.stdin.take();
+        Ok(Guardian { child, stdin })
+    }
+
+    /// Tells the guardian about a runner to stop if this process ends early.
+    fn watch(&mut self, pid: u32) {
+        if let Some(stdin) = &mut self.stdin {
+            let _ = writeln!(stdin, "pid {pid}");
+        }
+    }
+
+    /// Everything is cleaned up: the guardian exits without doing anything.
+    fn finish(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = writeln!(stdin, "done");
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// One test's verdict on one file system, and the evidence of a failure.
+#[derive(Debug, Clone, Default)]
+struct Cell {
+    verdict: String,
+    rules: Vec<String>,
+    step: String,
+    expected: String,
+    observed: String,
+}
+
+/// One file system's column.
+#[derive(Debug)]
+struct Column {
+    fs: String,
+    /// How it was made, or why it was skipped.
+    how: String,
+    skipped: bool,
+    /// (test name, cell), in the runner's order.
+    cells: Vec<(String, Cell)>,
+    seconds: f64,
+    /// What the runner said when it could not run at all.
+    problem: Option<String>,
+    /// Whether a lock taken through the mount excludes one taken through the directory below.
+    boundary: Option<String>,
+}
+
+impl Column {
+    fn skipped(fs: &str, reason: String) -> Column {
+        Column {
+            fs: fs.to_owned(),
+            how: reason,
+            skipped: true,
+            cells: Vec::new(),
+            seconds: 0.0,
+            problem: None,
+            boundary: None,
+        }
+    }
+
+    fn count(&self, verdict: &str) -> usize {
+        self.cells
+            .iter()
+            .filter(|(_, c)| c.verdict == verdict)
+            .count()
+    }
+
+    fn summary(&self) -> String {
+        if self.skipped {
+            return format!("skipped: {}", self.how);
+        }
+        if let Some(p) = &self.problem {
+            return format!("the runner could not run: {p}");
+        }
+        let mut parts = Vec::new();
+        for verdict in ["PASS", "FAIL", "ERROR", "XFAIL", "XPASS", "N/A", "SKIP"] {
+            let n = self.count(verdict);
+            if n > 0 || verdict == "PASS" {
+                parts.push(format!("{n} {}", verdict.to_lowercase()));
+            }
+        }
+        format!("{} ({:.1} s)", parts.join(", "), self.seconds)
+    }
+
+    fn broken(&self) -> bool {
+        self.cells
+            .iter()
+            .any(|(_, c)| matches!(c.verdict.as_str(), "FAIL" | "ERROR" | "XPASS"))
+    }
+}
+
+/// Runs `lockspec` on the made file system and reads its verdicts.
+fn run_suite(
+    lockspec: &Path,
+    made: &Made,
+    opts: &Options,
+    base: &Path,
+    guardian: &mut Guardian,
+) -> Result<Column, String> {
+    let mut cmd = Command::new(lockspec);
+    if let Some(dir) = &made.dir {
+        cmd.arg("--dir").arg(dir);
+    }
+    if let Some(i) = &opts.impls {
+        cmd.args(["--impl", i]);
+    }
+    if let Some(s) = &opts.scale {
+        cmd.args(["--timing-scale", s]);
+    }
+    if let Some(f) = &opts.filter {
+        cmd.args(["--filter", f]);
+    }
+    let start = Instant::now();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", lockspec.display()))?;
+    guardian.watch(child.id());
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("cannot wait for {}: {e}", lockspec.display()))?;
+    let seconds = start.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let fs = made
+        .dir
+        .as_deref()
+        .and_then(|d| d.file_name())
+        .map_or("default".to_owned(), |n| n.to_string_lossy().into_owned());
+    let log = base.join(format!("{fs}.log"));
+    let _ = std::fs::write(&log, format!("{stdout}\n--- stderr ---\n{stderr}"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = out.status.signal() {
+            return Err(format!(
+                "the runner was stopped by signal {signal} on {fs}; everything is unmounted"
+            ));
+        }
+    }
+    let cells = parse_output(&stdout);
+    let problem = (cells.is_empty()).then(|| {
+        let said = stderr.trim();
+        if said.is_empty() {
+            format!("no verdicts ({}); see {}", out.status, log.display())
+        } else {
+            said.to_owned()
+        }
+    });
+    Ok(Column {
+        fs,
+        how: made.how.clone(),
+        skipped: false,
+        cells,
+        seconds,
+        problem,
+        boundary: None,
+    })
+}
+
+/// Reads the progress lines (`[  3/40] PASS  reference::area::name (0.01 s)`) and the
+/// explanations of failures (`  rule: ID Title`, `  step: ...`, `  expected: ...`,
+/// `  observed: ...`) that `lockspec` prints.
+fn parse_output(stdout: &str) -> Vec<(String, Cell)> {
+    let mut cells: Vec<(String, Cell)> = Vec::new();
+    for line in stdout.lines() {
+        let Some(rest) = line.strip_prefix('[').and_then(|l| l.split_once("] ")) else {
+            continue;
+        };
+        let mut words = rest.1.split_whitespace();
+        if let (Some(verdict), Some(name)) = (words.next(), words.next()) {
+            cells.push((
+                name.to_owned(),
+                Cell {
+                    verdict: verdict.to_owned(),
+                    ..Cell::default()
+                },
+            ));
+        }
+    }
+    let mut current: Option<usize> = None;
+    for line in stdout.lines() {
+        if !line.starts_with(' ') {
+            current = line
+                .split_whitespace()
+                .next()
+                .and_then(|first| cells.iter().position(|(n, _)| n == first))
+                .filter(|_| line.split_whitespace().count() > 1 && !line.starts_with('['));
+            continue;
+        }
+        let Some(i) = current else { continue };
+        let cell = &mut cells[i].1;
+        let field = |key: &str| {
+            line.trim_start()
+                .strip_prefix(key)
+                .map(|v| v.trim().to_owned())
+        };
+        if let Some(rule) = field("rule:") {
+            if let Some(id) = rule.split_whitespace().next() {
+                cell.rules.push(id.to_owned());
+            }
+        } else if let Some(v) = field("step:").or_else(|| field("while:")) {
+            cell.step = v;
+        } else if let Some(v) = field("expected:") {
+            cell.expected = v;
+        } else if let Some(v) = field("observed:") {
+            cell.observed = v;
+        }
+    }
+    cells
+}
+
+/// The Markdown report.
+fn render(columns: &[Column], opts: &Options) -> String {
+    let mut md = String::new();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut command = String::from("sudo -E cargo xtask fs-matrix");
+    for (flag, value) in [
+        ("--impl", &opts.impls),
+        ("--timing-scale", &opts.scale),
+        ("--filter", &opts.filter),
+    ] {
+        if let Some(v) = value {
+            let _ = write!(command, " {flag} {v}");
+        }
+    }
+    if let Some(only) = &opts.only {
+        let _ = write!(command, " --only {}", only.join(","));
+    }
+    let _ = writeln!(md, "# lockspec on different file systems\n");
+    let _ = writeln!(
+        md,
+        "Generated by `{command}` (Linux, as root) on {}, kernel {}; do not edit by hand, \
+         regenerate it. Implementations: {}. Each column is one run of the whole suite with \
+         `lockspec --dir` on a fresh file system mounted under `target/lockspec/fs/`; `default` \
+         is the system's temporary directory, for comparison.\n",
+        today(),
+        kernel.trim(),
+        opts.impls.as_deref().unwrap_or("reference")
+    );
+    let _ = writeln!(md, "## File systems\n");
+    let _ = writeln!(md, "| file system | how it was made | result |");
+    let _ = writeln!(md, "| --- | --- | --- |");
+    for c in columns {
+        let how = if c.skipped {
+            "—".to_owned()
+        } else {
+            c.how.clone()
+        };
+        let _ = writeln!(md, "| {} | {} | {} |", c.fs, how, escape(&c.summary()));
+    }
+
+    let _ = writeln!(
+        md,
+        "\n## Rules that a file system breaks for every implementation\n"
+    );
+    let mut any = false;
+    let ran: Vec<&Column> = columns
+        .iter()
+        .filter(|c| !c.skipped && c.problem.is_none())
+        .collect();
+    for c in &ran {
+        // scenario ID -> verdicts of every implementation on it.
+        let mut by_scenario: Vec<(String, Vec<&Cell>)> = Vec::new();
+        for (name, cell) in &c.cells {
+            let scenario = name
+                .split_once("::")
+                .map_or(name.as_str(), |(_, s)| s)
+                .to_owned();
+            match by_scenario.iter_mut().find(|(s, _)| *s == scenario) {
+                Some((_, v)) => v.push(cell),
+                None => by_scenario.push((scenario, vec![cell])),
+            }
+        }
+        for (scenario, cells) in by_scenario {
+            if cells
+                .iter()
+                .all(|c| matches!(c.verdict.as_str(), "FAIL" | "ERROR"))
+            {
+                any = true;
+                let first = cells[0];
+                let _ = writeln!(
+                    md,
+                    "- **{}** breaks {} for every implementation: `{scenario}` fails \
+                     (step {}: expected {}; observed {}).",
+                    c.fs,
+                    if first.rules.is_empty() {
+                        "a rule".to_owned()
+                    } else {
+                        first.rules.join(", ")
+                    },
+                    escape(&first.step),
+                    escape(&first.expected),
+                    escape(&first.observed)
+                );
+            }
+        }
+    }
+    if !any {
+        let _ = writeln!(
+            md,
+            "None: on every file system that could be mounted, every rule holds for at least one \
+             implementation."
+        );
+    }
+
+    let boundaries: Vec<&Column> = ran
+        .iter()
+        .copied()
+        .filter(|c| c.boundary.is_some())
+        .collect();
+    if !boundaries.is_empty() {
+        let _ = writeln!(md, "\n## Locks across the mount's boundary\n");
+        let _ = writeln!(
+            md,
+            "Stacked file systems show files that also exist in a directory below them. Checked \
+             with the reference worker, outside the scenarios (no rule says what should happen):\n"
+        );
+        for c in boundaries {
+            let _ = writeln!(
+                md,
+                "- **{}**: {}.",
+                c.fs,
+                c.boundary.as_deref().unwrap_or_default()
+            );
+        }
+    }
+
+    let _ = writeln!(md, "\n## Every test\n");
+    let _ = write!(md, "| test |");
+    for c in &ran {
+        let _ = write!(md, " {} |", c.fs);
+    }
+    let _ = write!(md, "\n| --- |");
+    for _ in &ran {
+        let _ = write!(md, " --- |");
+    }
+    let _ = writeln!(md);
+    let mut names: Vec<&str> = Vec::new();
+    for c in &ran {
+        for (n, _) in &c.cells {
+            if !names.contains(&n.as_str()) {
+                names.push(n);
+            }
+        }
+    }
+    names.sort_unstable();
+    for name in names {
+        let _ = write!(md, "| `{name}` |");
+        for c in &ran {
+            let cell = c.cells.iter().find(|(n, _)| n == name).map(|(_, c)| c);
+            let text = match cell.map(|c| c.verdict.as_str()) {
+                None => "—".to_owned(),
+                Some("PASS") => "pass".to_owned(),
+                Some(v @ ("FAIL" | "ERROR" | "XPASS")) => format!("**{}**", v.to_lowercase()),
+                Some(v) => v.to_lowercase(),
+            };
+            let _ = write!(md, " {text} |");
+        }
+        let _ = writeln!(md);
+    }
+
+    let failures: Vec<(&Column, &String, &Cell)> = ran
+        .iter()
+        .filter(|c| c.broken())
+        .flat_map(|c| {
+            c.cells
+                .iter()
+                .filter(|(_, cell)| matches!(cell.verdict.as_str(), "FAIL" | "ERROR" | "XPASS"))
+                .map(move |(n, cell)| (*c, n, cell))
+        })
+        .collect();
+    if !failures.is_empty() {
+        let _ = writeln!(md, "\n## Failures\n");
+        for (c, name, cell) in failures {
+            let _ = writeln!(
+                md,
+                "- {} `{name}` ({}): step {}; expected {}; observed {}",
+                c.fs,
+                cell.rules.join(", "),
+                escape(&cell.step),
+                escape(&cell.expected),
+                escape(&cell.observed)
+            );
+        }
+    }
+    md
+}
+
+/// Text safe inside a Markdown table cell.
+fn escape(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Today's date (UTC) as YYYY-MM-DD.
+fn today() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400);
+    civil(i64::try_from(days).unwrap_or(0))
+}
+
+/// The date `days` after 1970-01-01, as YYYY-MM-DD (the proleptic Gregorian calendar).
+fn civil(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_parsed_and_mistakes_named() {
+        let args = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        let o = parse(&args(
+            "--impl reference,std --only tmpfs,fuse --timing-scale=2",
+        ))
+        .unwrap();
+        assert_eq!(o.impls.as_deref(), Some("reference,std"));
+        assert_eq!(o.only, Some(vec!["tmpfs".to_owned(), "fuse".to_owned()]));
+        assert_eq!(o.scale.as_deref(), Some("2"));
+        assert!(
+            parse(&args("--bogus"))
+                .unwrap_err()
+                .contains("unknown argument `--bogus`")
+        );
+        assert!(
+            parse(&args("--only nfs"))
+                .unwrap_err()
+                .contains("unknown file system `nfs`")
+        );
+        assert!(
+            parse(&args("--impl"))
+                .unwrap_err()
+                .contains("--impl needs a value")
+        );
+    }
+
+    #[test]
+    fn verdicts_and_evidence_are_read_from_the_runners_output() {
+        let out = "\
+[  1/2] PASS  reference::acquire::free_lock_at_once (0.01 s)
+[  2/2] FAIL  reference::identity::two_processes (0.30 s)
+
+reference::identity::two_processes FAILED
+  scenario: a second process blocks (scenarios/identity/two_processes.json)
+  rule:     IDN-2 Lock objects in different processes exclude each other
+  rule:     ACQ-2 Acquiring a held lock waits
+  step:     4 of 9: acquire p2/main a
+  expected: blocks (no reply within 200.0 ms)
+  observed: acquired after 0.3 ms
+  timeline:
+";
+        let cells = parse_output(out);
+        assert_eq!(cells.len(), 2);
+        assert_eq!(cells[0].1.verdict, "PASS");
+        let failed = &cells[1].1;
+        assert_eq!(failed.verdict, "FAIL");
+        assert_eq!(failed.rules, ["IDN-2", "ACQ-2"]);
+        assert_eq!(failed.step, "4 of 9: acquire p2/main a");
+        assert_eq!(failed.observed, "acquired after 0.3 ms");
+    }
+
+    #[test]
+    fn a_rule_broken_for_every_implementation_is_said_plainly() {
+        let cell = |verdict: &str| Cell {
+            verdict: verdict.into(),
+            rules: vec!["IDN-2".into()],
+            step: "4 of 9".into(),
+            expected: "blocks".into(),
+            observed: "acquired".into(),
+        };
+        let column = Column {
+            fs: "fuse".into(),
+            how: "bindfs".into(),
+            skipped: false,
+            cells: vec![
+                ("reference::identity::two_processes".into(), cell("FAIL")),
+                ("std::identity::two_processes".into(), cell("FAIL")),
+                ("reference::acquire::free".into(), cell("PASS")),
+                ("std::acquire::free".into(), cell("FAIL")),
+            ],
+            seconds: 1.0,
+            problem: None,
+            boundary: None,
+        };
+        let md = render(
+            &[column, Column::skipped("xfs", "no mkfs.xfs".into())],
+            &Options::default(),
+        );
+        assert!(
+            md.contains(
+                "**fuse** breaks IDN-2 for every implementation: `identity::two_processes`"
+            ),
+            "{md}"
+        );
+        assert!(!md.contains("`acquire::free` fails"), "{md}");
+        assert!(md.contains("| xfs | — | skipped: no mkfs.xfs |"), "{md}");
+    }
+
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(civil(0), "1970-01-01");
+        assert_eq!(civil(19_723), "2024-01-01");
+        assert_eq!(civil(19_782), "2024-02-29");
+    }
+}
