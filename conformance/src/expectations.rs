@@ -501,12 +501,32 @@ mod tests {
     #[case::skip(Verdict::Skip("no callback".into()), None, "n/a", true)]
     #[case::skip_with_expectation(Verdict::Skip("no callback".into()), Some(expected(Class::Fail, Some(3))), "n/a", true)]
     #[case::fail(fail_at(3), None, "fail", false)]
-    #[case::expected_fail(fail_at(3), Some(expected(Class::Fail, Some(3))), "expected fail", true)]
-    #[case::expected_fail_any_step(fail_at(5), Some(expected(Class::Fail, None)), "expected fail", true)]
+    #[case::expected_fail(
+        fail_at(3),
+        Some(expected(Class::Fail, Some(3))),
+        "expected fail",
+        true
+    )]
+    #[case::expected_fail_any_step(
+        fail_at(5),
+        Some(expected(Class::Fail, None)),
+        "expected fail",
+        true
+    )]
     #[case::fails_at_another_step(fail_at(4), Some(expected(Class::Fail, Some(3))), "fail", false)]
     #[case::fails_in_another_way(fail_at(3), Some(expected(Class::Crash, Some(3))), "fail", false)]
-    #[case::starts_passing(Verdict::Pass, Some(expected(Class::Fail, Some(3))), "unexpected pass", false)]
-    #[case::crash(Verdict::Error(failure(Some(2), "exited")), Some(expected(Class::Crash, Some(3))), "expected fail", true)]
+    #[case::starts_passing(
+        Verdict::Pass,
+        Some(expected(Class::Fail, Some(3))),
+        "unexpected pass",
+        false
+    )]
+    #[case::crash(
+        Verdict::Error(failure(Some(2), "exited")),
+        Some(expected(Class::Crash, Some(3))),
+        "expected fail",
+        true
+    )]
     fn judging(
         #[case] verdict: Verdict,
         #[case] expectation: Option<Expected>,
@@ -586,6 +606,13 @@ mod tests {
         assert_eq!(file.failures["a::changed"].outcome, Class::Fail);
         assert!(file.failures["a::changed"].reason.starts_with(UNREVIEWED));
         assert_eq!(file.failures["a::skipped"], expected(Class::Fail, Some(2)));
+        let crash = Verdict::Error(failure(Some(4), "worker p1 closed its output"));
+        file.bless([("a::crash", &crash)], "2030-01-02");
+        assert_eq!(file.failures["a::crash"].outcome, Class::Crash);
+        assert_eq!(
+            file.failures["a::crash"].step, None,
+            "a crash is expected at any step"
+        );
         let again = Expectations::parse(&file.to_text(), Path::new("x.json"), "x").unwrap();
         assert_eq!(again, file);
     }
@@ -605,6 +632,51 @@ mod tests {
         assert!(error.to_string().contains("about \"y\""), "{error}");
         let unknown = "{\"implementation\": \"x\", \"failures\": {}, \"extra\": 1}";
         assert!(Expectations::parse(unknown, Path::new("e/x.json"), "x").is_err());
+    }
+
+    #[test]
+    fn problems_name_the_entry() {
+        let suite = crate::suite::load(&crate::suite::default_root()).expect("the suite loads");
+        let entry = |step, reason: &str| Expected {
+            outcome: Class::Fail,
+            step,
+            reason: reason.into(),
+        };
+        let file = Expectations {
+            implementation: "x".into(),
+            failures: BTreeMap::from([
+                ("release::not_held".into(), entry(Some(2), "REL-2: fine")),
+                ("release::nothing".into(), entry(None, "REL-2: no such")),
+                (
+                    "release::released_twice".into(),
+                    entry(Some(99), "REL-3: far"),
+                ),
+                (
+                    "release::other_thread_releases".into(),
+                    entry(None, "observed on 2030-01-01, reason not yet reviewed"),
+                ),
+                (
+                    "identity::two_processes".into(),
+                    entry(None, "REL-2: wrong rule"),
+                ),
+            ]),
+        };
+        let problems = file.problems(&suite);
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        for (needle, problem) in [
+            ("release::nothing: no such scenario", &problems),
+            ("release::released_twice: step 99", &problems),
+            (
+                "other_thread_releases: the reason is not reviewed",
+                &problems,
+            ),
+            ("two_processes: the reason names none", &problems),
+        ] {
+            assert!(
+                problem.iter().any(|p| p.contains(needle)),
+                "{needle}: {problem:#?}"
+            );
+        }
     }
 
     #[test]

@@ -54,8 +54,12 @@ impl fmt::Display for Language {
 /// How a built-in implementation's worker is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Launch {
-    /// The binary `lockspec-worker-NAME` next to the running executable.
-    Rust { binary: &'static str },
+    /// The binary `lockspec-worker-NAME` next to the running executable; some libraries exist
+    /// on Unix only.
+    Rust {
+        binary: &'static str,
+        unix_only: bool,
+    },
     /// `VENV/bin/python -I adapters/python/SCRIPT`, the environment under the peers directory.
     Python {
         venv: &'static str,
@@ -95,6 +99,7 @@ pub const BUILTINS: &[Builtin] = &[
         timeout_emulated: false,
         launch: Launch::Rust {
             binary: "lockspec-worker-reference",
+            unix_only: false,
         },
     },
     Builtin {
@@ -106,6 +111,7 @@ pub const BUILTINS: &[Builtin] = &[
         timeout_emulated: true,
         launch: Launch::Rust {
             binary: "lockspec-worker-std",
+            unix_only: false,
         },
     },
     Builtin {
@@ -117,6 +123,7 @@ pub const BUILTINS: &[Builtin] = &[
         timeout_emulated: true,
         launch: Launch::Rust {
             binary: "lockspec-worker-fs4",
+            unix_only: false,
         },
     },
     Builtin {
@@ -129,6 +136,7 @@ pub const BUILTINS: &[Builtin] = &[
         timeout_emulated: true,
         launch: Launch::Rust {
             binary: "lockspec-worker-fd-lock",
+            unix_only: false,
         },
     },
     Builtin {
@@ -140,6 +148,7 @@ pub const BUILTINS: &[Builtin] = &[
         timeout_emulated: true,
         launch: Launch::Rust {
             binary: "lockspec-worker-fslock",
+            unix_only: false,
         },
     },
     Builtin {
@@ -152,6 +161,7 @@ pub const BUILTINS: &[Builtin] = &[
         timeout_emulated: true,
         launch: Launch::Rust {
             binary: "lockspec-worker-file-lock",
+            unix_only: true,
         },
     },
     Builtin {
@@ -164,6 +174,7 @@ pub const BUILTINS: &[Builtin] = &[
         timeout_emulated: true,
         launch: Launch::Rust {
             binary: "lockspec-worker-named-lock",
+            unix_only: true,
         },
     },
     Builtin {
@@ -243,8 +254,8 @@ pub const BUILTINS: &[Builtin] = &[
         language: Language::Node,
         package: "proper-lockfile",
         version: "4.1.2",
-        notes: "a directory PATH.lock with stale detection, not an OS lock; no timeout: the \
-                adapter polls single attempts",
+        notes: "lock(path, {realpath: false}): a directory PATH.lock with stale detection, not \
+                an OS lock; no timed lock: the adapter polls single attempts",
         timeout_emulated: true,
         launch: Launch::Node {
             script: "proper_lockfile.js",
@@ -259,7 +270,11 @@ pub fn find(name: &str) -> Option<&'static Builtin> {
 
 /// The names of every built-in implementation, comma-separated, for messages.
 pub fn names() -> String {
-    BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", ")
+    BUILTINS
+        .iter()
+        .map(|b| b.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Where the workers and the peers are.
@@ -280,10 +295,7 @@ impl Locations {
         let bin_dir = bin_dir.into();
         let peers = match std::env::var_os(PEERS_DIR_ENV) {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-            _ => bin_dir
-                .parent()
-                .unwrap_or(&bin_dir)
-                .join("lockspec"),
+            _ => bin_dir.parent().unwrap_or(&bin_dir).join("lockspec"),
         };
         Locations {
             bin_dir,
@@ -359,7 +371,13 @@ impl Builtin {
             fix,
         };
         match self.launch {
-            Launch::Rust { binary } => {
+            Launch::Rust { binary, unix_only } => {
+                if unix_only && !cfg!(unix) {
+                    return Err(missing(
+                        format!("{} exists on Unix only", self.package),
+                        "run it on Linux or macOS",
+                    ));
+                }
                 let exe = at
                     .bin_dir
                     .join(format!("{binary}{}", std::env::consts::EXE_SUFFIX));
@@ -397,8 +415,9 @@ impl Builtin {
                     ));
                 }
                 // Isolated mode: no user site-packages, no PYTHON* variables, no script directory
-                // on the path (the adapter adds its own directory for the shared module).
-                let mut imp = Implementation::new(self.name, python, &["-I"]);
+                // on the path (the adapter adds its own directory for the shared module); and no
+                // bytecode files written into the source tree.
+                let mut imp = Implementation::new(self.name, python, &["-I", "-B"]);
                 imp.args.push(script.into_os_string());
                 Ok(imp)
             }
@@ -419,7 +438,8 @@ impl Builtin {
                 let script = at.root.join("adapters").join("node").join(script);
                 let mut imp = Implementation::new(self.name, node, &[]);
                 imp.args.push(script.into_os_string());
-                imp.args.push(packages.join("node_modules").into_os_string());
+                imp.args
+                    .push(packages.join("node_modules").into_os_string());
                 Ok(imp)
             }
         }
@@ -492,7 +512,10 @@ mod tests {
         let names: Vec<&str> = two.iter().map(|b| b.name).collect();
         assert_eq!(names, ["fs4", "std"]);
         let error = select(&["nope".into()]).unwrap_err();
-        assert!(error.contains("\"nope\"") && error.contains("locket"), "{error}");
+        assert!(
+            error.contains("\"nope\"") && error.contains("locket"),
+            "{error}"
+        );
     }
 
     #[test]

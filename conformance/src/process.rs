@@ -161,6 +161,8 @@ impl WorkerProcess {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Whoever starts workers gets them killed on SIGINT, SIGTERM and SIGHUP.
+        crate::cleanup::install();
         let token = crate::cleanup::new_token();
         cmd.env(crate::cleanup::TOKEN_ENV, &token);
         sys::prepare(&mut cmd, unprivileged);

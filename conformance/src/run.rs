@@ -159,7 +159,10 @@ pub fn run_mixed(imps: &[Implementation], scenario: &Scenario, settings: &Settin
 
 /// Why a trial stopped early.
 enum Stop {
-    Fail { expected: String, observed: String },
+    Fail {
+        expected: String,
+        observed: String,
+    },
     Broken(String),
     Skip(String),
     /// The implementation cannot run here (not installed), with the message that says why.

@@ -101,9 +101,9 @@ impl Requirement {
     /// Why a scenario with this requirement is skipped when it is not met.
     pub fn unmet(self) -> String {
         match self.absence() {
-            Some(absent) => format!(
-                "the implementation declares `{absent}`: its API cannot express this use"
-            ),
+            Some(absent) => {
+                format!("the implementation declares `{absent}`: its API cannot express this use")
+            }
             None => format!(
                 "the implementation does not declare the capability `{}`",
                 self.name()

@@ -1,8 +1,8 @@
 //! Bad input to the `lockspec` binary: a broken scenario file or a wrong option is one clear
 //! error (with file, line and column for a scenario), exit status 2, and no worker started.
 //!
-//! The worker in these runs is `touch MARKER`: if the runner ever started a worker, the marker
-//! file would exist.
+//! The worker in these runs creates a marker file as it starts (`lockspec-worker-misbehave
+//! --touch MARKER`): if the runner ever started a worker, the marker file would exist.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 use rstest::rstest;
 
 const LOCKSPEC: &str = env!("CARGO_BIN_EXE_lockspec");
+const MISBEHAVE: &str = env!("CARGO_BIN_EXE_lockspec-worker-misbehave");
 
 const GOOD: &str = r#"{
   "description": "a second process blocks while the first holds the lock, in a CLI test",
@@ -52,8 +53,16 @@ impl Sandbox {
         self.dir.path().join("a-worker-started")
     }
 
+    /// The `--worker` command line of a worker that creates the marker and exits at once.
+    fn worker(&self) -> String {
+        format!(
+            "{MISBEHAVE} --mode exit-at-once --touch {}",
+            self.marker().display()
+        )
+    }
+
     /// Runs `lockspec --root SANDBOX --dir SANDBOX/trials ARGS`; with `touch`, the worker is
-    /// `touch MARKER`.
+    /// [`Sandbox::worker`].
     fn lockspec(&self, touch: bool, args: &[&str]) -> Output {
         let mut cmd = Command::new(LOCKSPEC);
         cmd.arg("--root")
@@ -62,8 +71,7 @@ impl Sandbox {
             .arg(self.dir.path().join("trials"))
             .env_remove("LOCKSPEC_TIMING_SCALE");
         if touch {
-            cmd.arg("--worker")
-                .arg(format!("touch {}", self.marker().display()));
+            cmd.arg("--worker").arg(self.worker());
         }
         cmd.args(args).output().expect("lockspec runs")
     }
@@ -82,7 +90,7 @@ fn the_sandbox_does_start_a_worker_when_the_input_is_good() {
         "no worker was started: {}",
         stderr(&out)
     );
-    // `touch` is no worker: the run is an error verdict, not a usage error.
+    // A worker that exits at once: the run is an error verdict, not a usage error.
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
 
@@ -171,7 +179,7 @@ fn a_bad_scale_in_the_environment_names_the_variable() {
         .arg("--root")
         .arg(sandbox.dir.path())
         .arg("--worker")
-        .arg(format!("touch {}", sandbox.marker().display()))
+        .arg(sandbox.worker())
         .env("LOCKSPEC_TIMING_SCALE", "fast")
         .output()
         .unwrap();
@@ -189,7 +197,7 @@ fn a_missing_directory_is_named() {
         .arg("--root")
         .arg(sandbox.dir.path())
         .arg("--worker")
-        .arg(format!("touch {}", sandbox.marker().display()))
+        .arg(sandbox.worker())
         .arg("--dir")
         .arg(&missing)
         .output()

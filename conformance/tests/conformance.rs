@@ -1,11 +1,38 @@
-//! The conformance suite as a test: every scenario against the reference implementation, one
-//! test each, for `cargo test` and `cargo nextest`.
+//! The conformance suite as a test: every scenario against the reference implementation, every
+//! Rust peer and the Python peer `locket`, one test each, for `cargo test` and `cargo nextest`.
+//!
+//! Each peer is judged against its expectation file (`expectations/NAME.json`): a failure listed
+//! there passes only if it happens as listed, so an adapter or a library that changes is noticed.
+//! The Python peer needs `cargo xtask peers` (which `cargo xtask test` runs first); when it is not
+//! installed its tests fail and say so, unless `LOCKSPEC_SKIP_MISSING_PEERS=1`, which turns them
+//! into ignored tests that give the reason.
 
+use std::path::Path;
 use std::process::ExitCode;
 
-use libtest_mimic::Arguments;
+use libtest_mimic::{Arguments, Completion, Trial};
+use lockspec_conformance::expectations::Expectations;
+use lockspec_conformance::implementations::{self as builtins, Locations};
 use lockspec_conformance::timing::Timing;
-use lockspec_conformance::{Implementation, Settings, suite, trials};
+use lockspec_conformance::{Settings, Suite, suite, trials};
+
+/// The environment variable that turns the tests of a peer that is not installed into ignored
+/// tests instead of failures.
+const SKIP_MISSING: &str = "LOCKSPEC_SKIP_MISSING_PEERS";
+
+/// The implementations judged here: the reference, every Rust peer, and one Python peer.
+const JUDGED: &[&str] = &[
+    "reference",
+    "std",
+    "fs4",
+    "fd-lock",
+    "fslock",
+    #[cfg(unix)]
+    "file-lock",
+    #[cfg(unix)]
+    "named-lock",
+    "locket",
+];
 
 fn main() -> ExitCode {
     let mut args = Arguments::from_args();
@@ -13,36 +40,70 @@ fn main() -> ExitCode {
     if args.test_threads.is_none() {
         args.test_threads = Some(8);
     }
-    let root = suite::default_root();
-    let suite = match suite::load(&root) {
-        Ok(s) => s,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("error: {e}");
-            }
-            eprintln!(
-                "error: the suite at {} cannot be loaded ({} problem(s))",
-                root.display(),
-                errors.len()
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let timing = match Timing::from_env() {
-        Ok(t) => t,
+    match plan() {
+        Ok(trials) => libtest_mimic::run(&args, trials).exit_code(),
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
+    }
+}
+
+fn plan() -> Result<Vec<Trial>, String> {
+    let root = suite::default_root();
+    let suite = suite::load(&root).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        format!(
+            "{}\nthe suite at {} cannot be loaded ({} problem(s))",
+            list.join("\n"),
+            root.display(),
+            errors.len()
+        )
+    })?;
+    let settings = Settings {
+        timing: Timing::from_env()?,
+        dir: None,
     };
-    let settings = Settings { timing, dir: None };
-    let reference = Implementation::new(
-        "reference",
-        env!("CARGO_BIN_EXE_lockspec-worker-reference"),
-        &[],
-    );
-    let trials = trials(&suite, &[reference], &settings, |name| {
+    let reference = Path::new(env!("CARGO_BIN_EXE_lockspec-worker-reference"));
+    let at = Locations::new(reference.parent().ok_or("no directory of workers")?, &root);
+    let skip_missing = std::env::var_os(SKIP_MISSING).is_some_and(|v| v == "1");
+    let mut judged = Vec::new();
+    let mut skipped = Vec::new();
+    for &name in JUDGED {
+        let builtin = builtins::find(name).ok_or_else(|| format!("no built-in {name}"))?;
+        let imp = match builtin.resolve(&at) {
+            Ok(imp) => imp,
+            Err(missing) if skip_missing => {
+                skipped.extend(ignored(
+                    &suite,
+                    name,
+                    &format!("{missing} ({SKIP_MISSING}=1)"),
+                ));
+                continue;
+            }
+            Err(missing) => missing.into_implementation(),
+        };
+        let expected = Expectations::load(&root, name).map_err(|e| e.to_string())?;
+        judged.push((imp, expected));
+    }
+    let mut all = trials(&suite, &judged, &settings, |name| {
         format!("cargo nextest run -p lockspec-conformance --test conformance -E 'test(={name})'")
     });
-    libtest_mimic::run(&args, trials).exit_code()
+    all.extend(skipped);
+    all.sort_by(|a, b| a.name().cmp(b.name()));
+    Ok(all)
+}
+
+/// The tests of an implementation that is not installed, ignored with the reason.
+fn ignored(suite: &Suite, name: &str, reason: &str) -> Vec<Trial> {
+    suite
+        .scenarios
+        .iter()
+        .map(|s| {
+            let reason = reason.to_owned();
+            Trial::ignorable_test(format!("{name}::{}", s.id), move || {
+                Ok(Completion::ignored_with(reason))
+            })
+        })
+        .collect()
 }

@@ -194,7 +194,6 @@ fn against_watched(mode: &str, scenario_id: &str, watch: bool) -> Outcome {
     let settings = Settings {
         timing,
         dir: Some(parent.path().to_owned()),
-        ..Settings::default()
     };
     let start = Instant::now();
     let trial = || run::run(&imp, &scenario, &settings);
@@ -458,7 +457,6 @@ fn interrupted_test_binary(name: &str, signal: libc::c_int) {
         let settings = Settings {
             timing: Timing::new(SLOW.parse().unwrap()).unwrap(),
             dir: Some(dir.into()),
-            ..Settings::default()
         };
         let report = run::run(&imp, &scenario(SCENARIO), &settings);
         panic!("the trial ended before the signal came: {report:#?}");

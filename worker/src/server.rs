@@ -802,6 +802,25 @@ mod tests {
     }
 
     #[test]
+    fn times_are_on_the_clock_every_process_shares() {
+        // Any reader of the machine's clock (here the test, through `monotonic_ns`) brackets the
+        // worker's times; a clock counted from the server's start would be far below them.
+        let mut h = Harness::new(&[]);
+        h.call(json!({"op": "open", "handle": "a", "path": "x"}));
+        let before = crate::monotonic_ns();
+        let reply = h.call(json!({"op": "acquire", "handle": "a", "thread": "t1"}));
+        let after = crate::monotonic_ns();
+        let (start, end) = (
+            reply["start_ns"].as_u64().unwrap(),
+            reply["t_ns"].as_u64().unwrap(),
+        );
+        assert!(
+            before <= start && start <= end && end <= after,
+            "{before} {reply} {after}"
+        );
+    }
+
+    #[test]
     fn witness_counts_and_sees_collisions() {
         let dir = tempfile::tempdir().unwrap();
         let counter = dir.path().join("counter");

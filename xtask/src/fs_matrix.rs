@@ -135,6 +135,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     ));
                     column.boundary = Some(boundary(&worker, mount, &below.0, below.1));
                 }
+                if let (Ok(column), Some(default)) = (
+                    &mut result,
+                    columns.iter().find(|c: &&Column| c.fs == "default"),
+                ) {
+                    confirm_differences(column, default, &lockspec, &made, &opts);
+                }
                 if let Some(mount) = &made.mount {
                     unmount_under(mount);
                 }
@@ -626,6 +632,26 @@ struct Cell {
     step: String,
     expected: String,
     observed: String,
+    /// For a verdict that differs from the default directory's: the verdicts of reruns here and
+    /// in the default directory.
+    reruns: Option<(Vec<String>, Vec<String>)>,
+}
+
+impl Cell {
+    /// Whether a difference from the default directory held in every rerun, here and there;
+    /// true when there were no reruns.
+    fn reproduced(&self, default_verdict: Option<&str>) -> bool {
+        self.reruns.as_ref().is_none_or(|(here, there)| {
+            here.iter().all(|v| *v == self.verdict)
+                && there.iter().all(|v| Some(v.as_str()) == default_verdict)
+        })
+    }
+
+    /// Whether the implementation did not pass: a failure, an error, or a failure its
+    /// expectation file predicts.
+    fn failed(&self) -> bool {
+        matches!(self.verdict.as_str(), "FAIL" | "ERROR" | "XFAIL")
+    }
 }
 
 /// One file system's column.
@@ -680,12 +706,59 @@ impl Column {
         }
         format!("{} ({:.1} s)", parts.join(", "), self.seconds)
     }
+}
 
-    fn broken(&self) -> bool {
-        self.cells
-            .iter()
-            .any(|(_, c)| matches!(c.verdict.as_str(), "FAIL" | "ERROR" | "XPASS"))
+/// How many times a test whose verdict differs from the default directory's is run again, on
+/// both file systems, before the difference is blamed on the file system.
+const RERUNS: usize = 3;
+
+/// Runs every test whose verdict on `column` differs from `default`'s again, [`RERUNS`] times
+/// on each, so that the report can tell a file system's doing from a flaky test.
+fn confirm_differences(
+    column: &mut Column,
+    default: &Column,
+    lockspec: &Path,
+    made: &Made,
+    opts: &Options,
+) {
+    for (name, cell) in &mut column.cells {
+        let before = default.cells.iter().find(|(n, _)| n == name);
+        if before.is_none_or(|(_, b)| b.verdict == cell.verdict) {
+            continue;
+        }
+        println!(
+            "fs-matrix: {}: {name} differs from the default directory; running it again",
+            column.fs
+        );
+        let again = |dir: Option<&Path>| {
+            (0..RERUNS)
+                .map(|_| rerun(lockspec, dir, name, opts))
+                .collect::<Vec<_>>()
+        };
+        cell.reruns = Some((again(made.dir.as_deref()), again(None)));
     }
+}
+
+/// The verdict of one more run of the test `name`, with `--dir dir`.
+fn rerun(lockspec: &Path, dir: Option<&Path>, name: &str, opts: &Options) -> String {
+    let mut cmd = Command::new(lockspec);
+    if let Some(dir) = dir {
+        cmd.arg("--dir").arg(dir);
+    }
+    if let Some((imp, _)) = name.split_once("::") {
+        cmd.args(["--impl", imp]);
+    }
+    if let Some(s) = &opts.scale {
+        cmd.args(["--timing-scale", s]);
+    }
+    cmd.args(["--exact", "--filter", name]);
+    let Ok(out) = cmd.stdin(Stdio::null()).stderr(Stdio::null()).output() else {
+        return "did not run".into();
+    };
+    parse_output(&String::from_utf8_lossy(&out.stdout))
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map_or_else(|| "did not run".into(), |(_, c)| c.verdict)
 }
 
 /// Runs `lockspec` on the made file system and reads its verdicts.
@@ -828,6 +901,19 @@ fn render(columns: &[Column], opts: &Options) -> String {
     if let Some(only) = &opts.only {
         let _ = write!(command, " --only {}", only.join(","));
     }
+    // The implementations that ran, in the runner's order.
+    let mut implementations: Vec<&str> = Vec::new();
+    for (name, _) in columns.iter().flat_map(|c| &c.cells) {
+        let imp = name.split_once("::").map_or(name.as_str(), |(i, _)| i);
+        if !implementations.contains(&imp) {
+            implementations.push(imp);
+        }
+    }
+    let implementations = if implementations.is_empty() {
+        opts.impls.clone().unwrap_or_else(|| "reference".into())
+    } else {
+        implementations.join(", ")
+    };
     let _ = writeln!(md, "# lockspec on different file systems\n");
     let _ = writeln!(
         md,
@@ -837,7 +923,7 @@ fn render(columns: &[Column], opts: &Options) -> String {
          is the system's temporary directory, for comparison.\n",
         today(),
         kernel.trim(),
-        opts.impls.as_deref().unwrap_or("reference")
+        implementations
     );
     let _ = writeln!(md, "## File systems\n");
     let _ = writeln!(md, "| file system | how it was made | result |");
@@ -851,58 +937,146 @@ fn render(columns: &[Column], opts: &Options) -> String {
         let _ = writeln!(md, "| {} | {} | {} |", c.fs, how, escape(&c.summary()));
     }
 
+    let ran: Vec<&Column> = columns
+        .iter()
+        .filter(|c| !c.skipped && c.problem.is_none())
+        .collect();
+    let default = ran.iter().find(|c| c.fs == "default").copied();
+    let verdict_in = |c: &Column, name: &str| {
+        c.cells
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, cell)| cell.clone())
+    };
+
     let _ = writeln!(
         md,
         "\n## Rules that a file system breaks for every implementation\n"
     );
     let mut any = false;
-    let ran: Vec<&Column> = columns
-        .iter()
-        .filter(|c| !c.skipped && c.problem.is_none())
-        .collect();
-    for c in &ran {
-        // scenario ID -> verdicts of every implementation on it.
-        let mut by_scenario: Vec<(String, Vec<&Cell>)> = Vec::new();
+    for c in ran.iter().filter(|c| c.fs != "default") {
+        // scenario ID -> (test name, cell) of every implementation on it.
+        let mut by_scenario: Vec<(String, Vec<(&String, &Cell)>)> = Vec::new();
         for (name, cell) in &c.cells {
             let scenario = name
                 .split_once("::")
                 .map_or(name.as_str(), |(_, s)| s)
                 .to_owned();
             match by_scenario.iter_mut().find(|(s, _)| *s == scenario) {
-                Some((_, v)) => v.push(cell),
-                None => by_scenario.push((scenario, vec![cell])),
+                Some((_, v)) => v.push((name, cell)),
+                None => by_scenario.push((scenario, vec![(name, cell)])),
             }
         }
         for (scenario, cells) in by_scenario {
-            if cells
-                .iter()
-                .all(|c| matches!(c.verdict.as_str(), "FAIL" | "ERROR"))
-            {
-                any = true;
-                let first = cells[0];
-                let _ = writeln!(
-                    md,
-                    "- **{}** breaks {} for every implementation: `{scenario}` fails \
-                     (step {}: expected {}; observed {}).",
-                    c.fs,
-                    if first.rules.is_empty() {
-                        "a rule".to_owned()
-                    } else {
-                        first.rules.join(", ")
-                    },
-                    escape(&first.step),
-                    escape(&first.expected),
-                    escape(&first.observed)
-                );
+            // Failing for every implementation, and (where the default directory is known)
+            // failing again in every rerun while passing there.
+            let all_fail = cells.iter().all(|(n, cell)| {
+                cell.failed()
+                    && cell.reproduced(
+                        default
+                            .and_then(|d| verdict_in(d, n))
+                            .as_ref()
+                            .map(|c| c.verdict.as_str()),
+                    )
+            });
+            // Not the file system's doing if the same happens in the default directory.
+            let fails_anyway = default.is_some_and(|d| {
+                cells
+                    .iter()
+                    .all(|(n, _)| verdict_in(d, n).is_none_or(|cell| cell.failed()))
+            });
+            if !all_fail || fails_anyway {
+                continue;
             }
+            any = true;
+            let (_, evidence) = cells
+                .iter()
+                .find(|(_, cell)| !cell.observed.is_empty())
+                .copied()
+                .unwrap_or(cells[0]);
+            let _ = writeln!(
+                md,
+                "- **{}** breaks {} for every implementation: `{scenario}` fails \
+                 (step {}: expected {}; observed {}).",
+                c.fs,
+                if evidence.rules.is_empty() {
+                    "a rule".to_owned()
+                } else {
+                    evidence.rules.join(", ")
+                },
+                escape(&evidence.step),
+                escape(&evidence.expected),
+                escape(&evidence.observed)
+            );
         }
     }
     if !any {
         let _ = writeln!(
             md,
-            "None: on every file system that could be mounted, every rule holds for at least one \
-             implementation."
+            "None: on every file system that could be mounted, each scenario passes for at least \
+             one implementation, or fails in the default directory as well."
         );
+    }
+
+    if let Some(d) = default {
+        let _ = writeln!(md, "\n## Differences from the default directory\n");
+        let mut differences = 0;
+        for c in ran.iter().filter(|c| c.fs != "default") {
+            for (name, cell) in &c.cells {
+                let before = verdict_in(d, name).map(|b| b.verdict);
+                if before.as_deref() == Some(cell.verdict.as_str()) {
+                    continue;
+                }
+                differences += 1;
+                let why = if cell.observed.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ": step {}; expected {}; observed {}",
+                        escape(&cell.step),
+                        escape(&cell.expected),
+                        escape(&cell.observed)
+                    )
+                };
+                let reruns = match &cell.reruns {
+                    Some((here, there)) => {
+                        let list = |v: &[String]| {
+                            v.iter()
+                                .map(|x| x.to_lowercase())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        };
+                        let judged = if cell.reproduced(before.as_deref()) {
+                            "the difference held every time"
+                        } else {
+                            "**not reproduced: a flaky test, not the file system**"
+                        };
+                        format!(
+                            ". Run {RERUNS} more times on each: {} here, {} in the default \
+                             directory; {judged}",
+                            list(here),
+                            list(there)
+                        )
+                    }
+                    None => String::new(),
+                };
+                let _ = writeln!(
+                    md,
+                    "- {} `{name}`: {} in the default directory, {} here{why}{reruns}.",
+                    c.fs,
+                    before.map_or("not run".to_owned(), |v| v.to_lowercase()),
+                    cell.verdict.to_lowercase()
+                );
+            }
+        }
+        if differences == 0 {
+            let _ = writeln!(
+                md,
+                "None: every test has the same verdict on every file system as in the default \
+                 directory. (Where an implementation fails a scenario everywhere, that is the \
+                 implementation's doing, not the file system's.)"
+            );
+        }
     }
 
     let boundaries: Vec<&Column> = ran
@@ -961,30 +1135,6 @@ fn render(columns: &[Column], opts: &Options) -> String {
         let _ = writeln!(md);
     }
 
-    let failures: Vec<(&Column, &String, &Cell)> = ran
-        .iter()
-        .filter(|c| c.broken())
-        .flat_map(|c| {
-            c.cells
-                .iter()
-                .filter(|(_, cell)| matches!(cell.verdict.as_str(), "FAIL" | "ERROR" | "XPASS"))
-                .map(move |(n, cell)| (*c, n, cell))
-        })
-        .collect();
-    if !failures.is_empty() {
-        let _ = writeln!(md, "\n## Failures\n");
-        for (c, name, cell) in failures {
-            let _ = writeln!(
-                md,
-                "- {} `{name}` ({}): step {}; expected {}; observed {}",
-                c.fs,
-                cell.rules.join(", "),
-                escape(&cell.step),
-                escape(&cell.expected),
-                escape(&cell.observed)
-            );
-        }
-    }
     md
 }
 
@@ -1071,41 +1221,108 @@ reference::identity::two_processes FAILED
         assert_eq!(failed.observed, "acquired after 0.3 ms");
     }
 
-    #[test]
-    fn a_rule_broken_for_every_implementation_is_said_plainly() {
-        let cell = |verdict: &str| Cell {
+    fn cell(verdict: &str) -> Cell {
+        Cell {
             verdict: verdict.into(),
             rules: vec!["IDN-2".into()],
             step: "4 of 9".into(),
             expected: "blocks".into(),
             observed: "acquired".into(),
-        };
-        let column = Column {
-            fs: "fuse".into(),
-            how: "bindfs".into(),
+            reruns: None,
+        }
+    }
+
+    fn column(fs: &str, cells: &[(&str, &str)]) -> Column {
+        Column {
+            fs: fs.into(),
+            how: "made".into(),
             skipped: false,
-            cells: vec![
-                ("reference::identity::two_processes".into(), cell("FAIL")),
-                ("std::identity::two_processes".into(), cell("FAIL")),
-                ("reference::acquire::free".into(), cell("PASS")),
-                ("std::acquire::free".into(), cell("FAIL")),
-            ],
+            cells: cells
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), cell(v)))
+                .collect(),
             seconds: 1.0,
             problem: None,
             boundary: None,
-        };
-        let md = render(
-            &[column, Column::skipped("xfs", "no mkfs.xfs".into())],
-            &Options::default(),
+        }
+    }
+
+    #[test]
+    fn a_rule_broken_for_every_implementation_is_said_plainly() {
+        let default = column(
+            "default",
+            &[
+                ("reference::identity::two_processes", "PASS"),
+                ("std::identity::two_processes", "PASS"),
+                ("reference::acquire::free", "PASS"),
+                ("std::acquire::free", "FAIL"),
+                ("reference::file::kept", "FAIL"),
+                ("std::file::kept", "XFAIL"),
+            ],
         );
+        let fuse = column(
+            "fuse",
+            &[
+                ("reference::identity::two_processes", "FAIL"),
+                ("std::identity::two_processes", "ERROR"),
+                ("reference::acquire::free", "PASS"),
+                ("std::acquire::free", "FAIL"),
+                ("reference::file::kept", "FAIL"),
+                ("std::file::kept", "XFAIL"),
+            ],
+        );
+        let skipped = Column::skipped("xfs", "no mkfs.xfs".into());
+        let md = render(&[default, fuse, skipped], &Options::default());
         assert!(
             md.contains(
                 "**fuse** breaks IDN-2 for every implementation: `identity::two_processes`"
             ),
             "{md}"
         );
+        // Failing for one implementation only, or failing in the default directory too, is
+        // not the file system's doing.
         assert!(!md.contains("`acquire::free` fails"), "{md}");
+        assert!(!md.contains("`file::kept` fails"), "{md}");
+        assert!(
+            md.contains(
+                "- fuse `std::identity::two_processes`: pass in the default directory, error here"
+            ),
+            "{md}"
+        );
+        assert!(!md.contains("- fuse `std::acquire::free`"), "{md}");
         assert!(md.contains("| xfs | — | skipped: no mkfs.xfs |"), "{md}");
+    }
+
+    #[test]
+    fn a_difference_that_reruns_do_not_reproduce_is_called_flaky() {
+        let default = column(
+            "default",
+            &[
+                ("reference::timeout::short", "PASS"),
+                ("std::timeout::short", "PASS"),
+            ],
+        );
+        let mut tmpfs = column(
+            "tmpfs",
+            &[
+                ("reference::timeout::short", "FAIL"),
+                ("std::timeout::short", "FAIL"),
+            ],
+        );
+        let pass = || vec!["PASS".to_owned(); RERUNS];
+        let fail = || vec!["FAIL".to_owned(); RERUNS];
+        tmpfs.cells[0].1.reruns = Some((pass(), pass()));
+        tmpfs.cells[1].1.reruns = Some((fail(), pass()));
+        let md = render(&[default, tmpfs], &Options::default());
+        assert!(
+            md.contains(
+                "- tmpfs `reference::timeout::short`: pass in the default directory, fail here"
+            ) && md.contains("**not reproduced: a flaky test, not the file system**"),
+            "{md}"
+        );
+        assert!(md.contains("the difference held every time"), "{md}");
+        // One implementation's difference was flaky, so not every implementation fails here.
+        assert!(!md.contains("**tmpfs** breaks"), "{md}");
     }
 
     #[test]

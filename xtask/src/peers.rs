@@ -131,21 +131,60 @@ fn report(names: Vec<String>, result: Result<bool, String>) -> Outcome {
     Outcome { names, result }
 }
 
-/// The Python interpreter that creates the environments (`LOCKSPEC_PYTHON`, else `python3`, or
-/// `python` on Windows) and its version line.
+/// The Python interpreter that creates the environments and its version line:
+/// `LOCKSPEC_PYTHON` if set, else the first `python3` (`python` on Windows) on the `PATH` that
+/// every user can run, else the first one. The environments' interpreter is a link to it, and
+/// scenarios that need enforced file permissions run their workers as an unprivileged user when
+/// the runner is root: an interpreter under a private home directory would make them not
+/// applicable.
 fn find_python() -> Result<(String, String), String> {
-    let program = std::env::var("LOCKSPEC_PYTHON").unwrap_or_else(|_| {
-        if cfg!(windows) { "python" } else { "python3" }.to_owned()
-    });
+    let program = match std::env::var("LOCKSPEC_PYTHON") {
+        Ok(program) => program,
+        Err(_) => {
+            let name = if cfg!(windows) {
+                "python.exe"
+            } else {
+                "python3"
+            };
+            let candidates: Vec<PathBuf> = std::env::var_os("PATH")
+                .map(|path| std::env::split_paths(&path).map(|d| d.join(name)).collect())
+                .unwrap_or_default();
+            let found = candidates.iter().filter(|c| c.is_file());
+            let mut usable = found.clone().filter(|c| runnable_by_all(c));
+            match usable.next().or_else(|| found.clone().next()) {
+                Some(path) => path.display().to_string(),
+                None => name.trim_end_matches(".exe").to_owned(),
+            }
+        }
+    };
     let output = Command::new(&program)
         .arg("--version")
         .output()
-        .map_err(|e| format!("cannot run `{program}` ({e}): install Python 3 or set LOCKSPEC_PYTHON"))?;
+        .map_err(|e| {
+            format!("cannot run `{program}` ({e}): install Python 3 or set LOCKSPEC_PYTHON")
+        })?;
     if !output.status.success() {
         return Err(format!("`{program} --version` failed ({})", output.status));
     }
     let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     Ok((program, version))
+}
+
+/// Whether every user can reach and run `program`: the file it leads to is executable by others
+/// and so is every directory above it.
+#[cfg(unix)]
+fn runnable_by_all(program: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(real) = fs::canonicalize(program) else {
+        return false;
+    };
+    real.ancestors()
+        .all(|p| fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
+#[cfg(not(unix))]
+fn runnable_by_all(_program: &Path) -> bool {
+    true
 }
 
 /// Creates the environment `env` with the pinned packages of peer `name`, unless its stamp says
@@ -205,7 +244,13 @@ fn install_node(dir: &Path) -> Result<bool, String> {
     let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
     quiet(
         Command::new(npm)
-            .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"])
+            .args([
+                "ci",
+                "--no-audit",
+                "--no-fund",
+                "--ignore-scripts",
+                "--loglevel=error",
+            ])
             .current_dir(dir),
     )
     .map_err(|e| format!("{e} (is Node.js with npm installed?)"))?;

@@ -81,7 +81,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the benchmark; `Ok(false)` when some implementation could not be measured.
+/// Runs the benchmark; `Ok(false)` when the baseline or the reference could not be measured.
 fn run(cli: &Cli) -> Result<bool, String> {
     let mut plan = if cli.quick {
         Plan::QUICK
@@ -129,7 +129,13 @@ fn run(cli: &Cli) -> Result<bool, String> {
     report.check_targets();
     println!("{}", report.terminal());
     write_outputs(&report, &cli.out)?;
-    Ok(report.implementations.iter().all(|m| m.error.is_none()))
+    // Another library that hangs or errs is a finding of the benchmark, reported in the table;
+    // the run fails only when the baseline or the reference could not be measured.
+    Ok(report
+        .implementations
+        .iter()
+        .filter(|m| m.name == raw::NAME || m.name == "reference")
+        .all(|m| m.error.is_none()))
 }
 
 /// The baseline worker: this binary, serving bare flock.

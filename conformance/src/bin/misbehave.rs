@@ -2,9 +2,10 @@
 //! own tests (`tests/harness.rs`); the runner must blame the worker, promptly, and leave no
 //! process behind.
 //!
-//! Usage: `lockspec-worker-misbehave --mode MODE [--marker WORD]`. `--marker` is ignored except
-//! that every process this worker starts gets it too, so that a test can find them all in the
-//! process table. With `--mode good` it is a correct, single-threaded worker over the reference
+//! Usage: `lockspec-worker-misbehave --mode MODE [--marker WORD] [--touch FILE]`. `--marker` is
+//! ignored except that every process this worker starts gets it too, so that a test can find them
+//! all in the process table. `--touch` creates FILE first thing, so that a test can tell whether a
+//! worker was started at all. With `--mode good` it is a correct, single-threaded worker over the reference
 //! lock (enough for scenarios that use one thread per process); every other mode is that worker
 //! with one fault:
 //!
@@ -89,7 +90,7 @@ impl Mode {
     }
 }
 
-const USAGE: &str = "usage: lockspec-worker-misbehave --mode MODE [--marker WORD]";
+const USAGE: &str = "usage: lockspec-worker-misbehave --mode MODE [--marker WORD] [--touch FILE]";
 
 fn main() {
     let mut mode = None;
@@ -102,6 +103,11 @@ fn main() {
                 None => fail(&format!("unknown mode {name:?}")),
             },
             ("--marker", Some(word)) => marker = word,
+            ("--touch", Some(path)) => {
+                if let Err(e) = File::create(&path) {
+                    fail(&format!("cannot create {path}: {e}"));
+                }
+            }
             _ => fail(&format!("unexpected argument {arg:?}")),
         }
     }

@@ -153,7 +153,8 @@ impl LockObject for Object {
             other => {
                 *slot = other;
                 Outcome::Unsupported(
-                    "fd-lock releases by dropping the guard of an acquire, and there is none".into(),
+                    "fd-lock releases by dropping the guard of an acquire, and there is none"
+                        .into(),
                 )
             }
         }

@@ -62,10 +62,7 @@ mod unix {
 
     impl Object {
         fn lock(&self, is_blocking: bool) -> std::io::Result<FileLock> {
-            let options = FileOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false);
+            let options = FileOptions::new().write(true).create(true).truncate(false);
             FileLock::lock(&self.path, is_blocking, options)
         }
 

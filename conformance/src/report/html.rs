@@ -73,9 +73,9 @@ pub fn html(report: &Report) -> String {
     );
     let _ = writeln!(out, "<h1>lockspec conformance report</h1>");
     let (class, text) = if report.failed() {
-        ("bad", "Problems found")
+        ("bad", "Not as expected")
     } else {
-        ("ok", "No problems")
+        ("ok", "Every result as expected")
     };
     let _ = writeln!(
         out,
@@ -173,7 +173,7 @@ fn legend(out: &mut String, report: &Report) {
         out,
         "<p class=\"legend\"><span class=\"pass\">passed</span><span class=\"fail\">failed, or an \
          expectation no longer holds</span><span class=\"error\">the worker broke</span>\
-         <span class=\"xfail\">failed as expected</span><span class=\"na\">not applicable</span>\
+         <span class=\"xfail\">fails, as its expectation file records</span><span class=\"na\">not applicable</span>\
          <span class=\"muted\">n/m: scenarios passed of those judged; a linked cell has evidence \
          below</span></p>"
     );

@@ -1,7 +1,6 @@
 //! The Markdown report: short enough for `$GITHUB_STEP_SUMMARY`, with the environment, the
 //! matrices and a list of failures; the evidence is in the HTML report.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::{CellClass, Counts, Outcome, Report, TrialResult};
@@ -41,9 +40,9 @@ pub fn markdown(report: &Report) -> String {
         out,
         "\n**{}** {}.\n",
         if report.failed() {
-            "❌ Problems found:"
+            "❌ Not as expected:"
         } else {
-            "✅ No problems:"
+            "✅ Every result as expected:"
         },
         t
     );
@@ -214,21 +213,27 @@ pub fn markdown(report: &Report) -> String {
         }
     }
 
-    // Not applicable, grouped by implementation and reason.
-    let mut skipped: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
-    for t in report
-        .trials
-        .iter()
-        .filter(|t| t.outcome() == Outcome::NotApplicable)
-    {
-        skipped
-            .entry((t.implementation.as_str(), t.reason.as_deref().unwrap_or("")))
-            .or_default()
-            .push(t.scenario.as_str());
+    // Not applicable, grouped by implementation (in the report's order) and reason.
+    let mut skipped: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for imp in &report.implementations {
+        for t in report
+            .trials
+            .iter()
+            .filter(|t| t.implementation == imp.name && t.outcome() == Outcome::NotApplicable)
+        {
+            let reason = t.reason.as_deref().unwrap_or("");
+            match skipped
+                .iter_mut()
+                .find(|(i, r, _)| *i == imp.name && *r == reason)
+            {
+                Some((_, _, scenarios)) => scenarios.push(t.scenario.as_str()),
+                None => skipped.push((imp.name.as_str(), reason, vec![t.scenario.as_str()])),
+            }
+        }
     }
     if !skipped.is_empty() {
         let _ = writeln!(out, "\n## Not applicable\n");
-        for ((imp, reason), scenarios) in skipped {
+        for (imp, reason, scenarios) in skipped {
             let _ = writeln!(
                 out,
                 "- **{}**: {} — {}",
@@ -314,7 +319,7 @@ fn failure_item(report: &Report, t: &TrialResult) -> String {
 /// The legend of the matrices.
 fn legend() -> &'static str {
     "✅ passed · ❌ failed (or an expectation no longer holds) · 💥 the worker broke · \
-     🟧 failed as expected · ➖ not applicable · n/m: scenarios passed of those judged"
+     🟧 fails, as the implementation's expectation file records · ➖ not applicable · n/m: scenarios passed of those judged"
 }
 
 /// A matrix cell: a symbol for its class and `passed/judged`.

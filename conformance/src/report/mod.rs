@@ -863,37 +863,92 @@ fn tail_of(text: &str) -> String {
 }
 
 /// Removes machine paths from what goes into a report: each trial's temporary directory becomes
-/// `{dir}` (as in scenario files) and paths under the suite's root become relative to it.
+/// `{dir}` (as in scenario files), paths under the suite's root become relative to it, sources
+/// of crates in cargo's cache (in backtraces) become `CRATE-VERSION/...`, and the home directory
+/// becomes `~`.
 #[derive(Debug, Clone)]
 struct Redactor {
     /// Prefixes of the trials' temporary directories: `BASE/lockspec-`.
     trial_prefixes: Vec<String>,
     /// The suite's root, with a trailing separator.
     roots: Vec<String>,
+    /// Cargo's caches of crate sources (`CARGO_HOME/registry/src/`, `CARGO_HOME/git/checkouts/`),
+    /// each followed by one directory per source.
+    crate_caches: Vec<String>,
+    /// The home directory, with a trailing separator.
+    homes: Vec<String>,
+}
+
+/// A path in every spelling a message may use: as given, and canonical.
+fn spellings(p: &Path) -> Vec<String> {
+    let mut v = vec![p.display().to_string()];
+    if let Ok(c) = p.canonicalize() {
+        let c = c.display().to_string();
+        if !v.contains(&c) {
+            v.push(c);
+        }
+    }
+    v.retain(|s| !s.is_empty());
+    v
+}
+
+/// `text` with every `prefix` and the name that follows it (up to the first character for which
+/// `ends_name` holds, and that character too if `and_end`) replaced by `with`.
+fn replace_named(
+    text: &str,
+    prefix: &str,
+    ends_name: impl Fn(char) -> bool,
+    and_end: bool,
+    with: &str,
+) -> String {
+    let mut result = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(prefix) {
+        result.push_str(&rest[..at]);
+        let after = &rest[at + prefix.len()..];
+        let mut name_len = after.find(&ends_name).unwrap_or(after.len());
+        if and_end && let Some(end) = after[name_len..].chars().next() {
+            name_len += end.len_utf8();
+        }
+        result.push_str(with);
+        rest = &after[name_len..];
+    }
+    result.push_str(rest);
+    result
 }
 
 impl Redactor {
     fn new(lock_base: &Path, root: &Path) -> Redactor {
-        let spellings = |p: &Path| {
-            let mut v = vec![p.display().to_string()];
-            if let Ok(c) = p.canonicalize() {
-                let c = c.display().to_string();
-                if !v.contains(&c) {
-                    v.push(c);
-                }
-            }
-            v.retain(|s| !s.is_empty());
-            v
-        };
         let sep = std::path::MAIN_SEPARATOR;
+        let with_sep = |p: String| format!("{}{sep}", p.trim_end_matches(sep));
+        let home = std::env::var_os(if cfg!(windows) { "USERPROFILE" } else { "HOME" })
+            .map(PathBuf::from)
+            .filter(|h| h.is_absolute() && h.parent().is_some());
+        let cargo_home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".cargo")));
+        let crate_caches = cargo_home
+            .iter()
+            .flat_map(|c| {
+                [
+                    c.join("registry").join("src"),
+                    c.join("git").join("checkouts"),
+                ]
+            })
+            .flat_map(|p| spellings(&p))
+            .map(with_sep)
+            .collect();
         Redactor {
             trial_prefixes: spellings(lock_base)
                 .into_iter()
-                .map(|b| format!("{}{sep}lockspec-", b.trim_end_matches(sep)))
+                .map(|b| format!("{}lockspec-", with_sep(b)))
                 .collect(),
-            roots: spellings(root)
-                .into_iter()
-                .map(|r| format!("{}{sep}", r.trim_end_matches(sep)))
+            roots: spellings(root).into_iter().map(with_sep).collect(),
+            crate_caches,
+            homes: home
+                .iter()
+                .flat_map(|h| spellings(h))
+                .map(with_sep)
                 .collect(),
         }
     }
@@ -901,22 +956,18 @@ impl Redactor {
     fn apply(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for prefix in &self.trial_prefixes {
-            let mut result = String::with_capacity(out.len());
-            let mut rest = out.as_str();
-            while let Some(at) = rest.find(prefix.as_str()) {
-                result.push_str(&rest[..at]);
-                let after = &rest[at + prefix.len()..];
-                let name_len = after
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(after.len());
-                result.push_str("{dir}");
-                rest = &after[name_len..];
-            }
-            result.push_str(rest);
-            out = result;
+            let random = |c: char| !(c.is_ascii_alphanumeric() || c == '_');
+            out = replace_named(&out, prefix, random, false, "{dir}");
         }
         for root in &self.roots {
             out = out.replace(root.as_str(), "");
+        }
+        for cache in &self.crate_caches {
+            let separator = |c: char| c == '/' || c == std::path::MAIN_SEPARATOR;
+            out = replace_named(&out, cache, separator, true, "");
+        }
+        for home in &self.homes {
+            out = out.replace(home.as_str(), &format!("~{}", std::path::MAIN_SEPARATOR));
         }
         out
     }

@@ -433,6 +433,25 @@ fn machine_paths_are_removed() {
 }
 
 #[test]
+fn crate_sources_in_backtraces_lose_the_cache_path() {
+    let sep = std::path::MAIN_SEPARATOR;
+    let mut r = Redactor::new(Path::new("/base"), Path::new("/root"));
+    r.crate_caches = vec![format!("/cargo{sep}registry{sep}src{sep}")];
+    r.homes = vec![format!("/home/someone{sep}")];
+    let line = format!(
+        "panicked at /cargo{sep}registry{sep}src{sep}index-0123abcd{sep}fslock-0.2.1{sep}src{sep}unix.rs:7:5"
+    );
+    assert_eq!(
+        r.apply(&line),
+        format!("panicked at fslock-0.2.1{sep}src{sep}unix.rs:7:5")
+    );
+    assert_eq!(
+        r.apply(&format!("/home/someone{sep}.local{sep}x")),
+        format!("~{sep}.local{sep}x")
+    );
+}
+
+#[test]
 fn long_stderr_is_cut_to_its_last_lines() {
     let text: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
     let tail = tail_of(&text.join("\n"));

@@ -16,16 +16,20 @@
 //!   the waiter retries on a bounded backoff (1 ms, doubling, at most 20 ms), which also covers
 //!   file systems whose remote changes inotify does not see (NFS).
 //!
-//! Creating and destroying an inotify instance is cheap, but closing one waits for an RCU grace
-//! period (milliseconds), which would delay every contended acquire. So instances are kept in a
-//! small process-wide pool: a waiter takes one, adds its watch, removes it when done, drains the
-//! queue and gives the instance back. Only instances beyond [`IDLE_INSTANCES`] idle ones are ever
-//! closed. When inotify is unavailable (the per-user instance limit, no `/proc`), the waiter falls
-//! back to the backoff alone, starting at 0.5 ms and capped at 10 ms.
+//! Creating an inotify instance is cheap, but closing one waits for an SRCU grace period (about
+//! 2 ms here), which would delay every contended acquire that much after it got the lock. So
+//! instances are kept in a small process-wide pool: a waiter takes one, adds its watch, removes it
+//! when done, drains the queue and gives the instance back. The pool keeps at most
+//! [`IDLE_INSTANCES`] idle instances, because each one counts against the per-user limit of
+//! inotify instances (128 by default) that every program of the user shares; only a process with
+//! more waiting threads at once than that pays the closing delay, on its extra instances. When
+//! inotify is unavailable (the limit is reached, no `/proc`), the waiter falls back to the backoff
+//! alone, starting at 0.5 ms and capped at 10 ms.
 
 use std::fs::{File, TryLockError};
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -50,8 +54,9 @@ const UNWATCHED: Backoff = Backoff {
     max: Duration::from_millis(10),
 };
 
-/// How many idle inotify instances the pool keeps for the next waiters.
-const IDLE_INSTANCES: usize = 8;
+/// How many idle inotify instances the pool keeps for the next waiters: enough for the usual
+/// one or two threads waiting at a time, few enough not to eat into the per-user limit.
+const IDLE_INSTANCES: usize = 2;
 
 /// Idle inotify instances, each with no watch and an empty queue.
 static POOL: Mutex<Vec<OwnedFd>> = Mutex::new(Vec::new());
@@ -122,9 +127,19 @@ pub(crate) fn announce_release(file: &File) {
 /// looks up one name instead of walking four. `None` without `/proc`, and in a child forked from
 /// the process that opened it (where it names the parent's descriptors).
 fn fd_directory() -> Option<RawFd> {
-    static DIRECTORY: OnceLock<Option<(OwnedFd, u32)>> = OnceLock::new();
-    let (dir, pid) = DIRECTORY
+    static DIRECTORY: OnceLock<Option<OwnedFd>> = OnceLock::new();
+    /// Set in a forked child, by the handler that `pthread_atfork` runs there.
+    static FORKED: AtomicBool = AtomicBool::new(false);
+    extern "C" fn forked() {
+        FORKED.store(true, Ordering::Relaxed);
+    }
+    let dir = DIRECTORY
         .get_or_init(|| {
+            // SAFETY: registering a handler that only stores to an atomic, which is
+            // async-signal-safe as a child handler must be.
+            if unsafe { libc::pthread_atfork(None, None, Some(forked)) } != 0 {
+                return None;
+            }
             // SAFETY: the path is NUL-terminated; the descriptor returned, if any, is ours.
             let fd = unsafe {
                 libc::open(
@@ -133,10 +148,10 @@ fn fd_directory() -> Option<RawFd> {
                 )
             };
             // SAFETY: a non-negative return is a new descriptor that nothing else owns.
-            (fd >= 0).then(|| (unsafe { OwnedFd::from_raw_fd(fd) }, std::process::id()))
+            (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
         })
         .as_ref()?;
-    (*pid == std::process::id()).then(|| dir.as_raw_fd())
+    (!FORKED.load(Ordering::Relaxed)).then(|| dir.as_raw_fd())
 }
 
 /// `/proc/self/fd/N` for a descriptor, NUL-terminated, without allocating.

@@ -14,6 +14,42 @@
 //!
 //! Every lock call on the shared handle goes through this seam, never through std's `File` lock
 //! methods directly: on Windows the lock is a byte range of the backend's choosing.
+//!
+//! # Waiting
+//!
+//! An acquire without a timeout is the OS's own blocking call (`flock`, `LockFileEx`): the kernel
+//! wakes the waiter when the lock is released, and it uses no CPU meanwhile. A timed acquire is
+//! harder, since `flock` has no timeout and the kernel reports no event when a flock is released:
+//!
+//! - **Linux** (`inotify.rs`): the waiter watches the lock file for inotify close events and
+//!   sleeps in `ppoll` until one comes, its next retry or its deadline. Every release of the
+//!   reference (`unlock`) then opens and closes the file once more through `/proc/self/fd`, which
+//!   is that event; a holder that dies closes its handle, which is one too. Holders that unlock
+//!   without closing (other libraries) are noticed by retries on a bounded backoff, 1 ms doubling
+//!   to 20 ms.
+//! - **Windows** (`windows.rs`): an overlapped `LockFileEx`, waited on with a timeout.
+//! - **Other Unixes** ([`poll_lock_until`]): retries on an exponential backoff, 0.5 ms doubling
+//!   to 10 ms. (macOS's kqueue reports flock releases with `NOTE_FUNLOCK`, which could replace it;
+//!   it is not done because it cannot be tested here.)
+//!
+//! The Linux design, measured with `cargo xtask bench` (figures in `docs/bench.md`), costs and
+//! buys this:
+//!
+//! - every release pays one more `openat` + `close` (about 1 µs on a warm cache), whether or not
+//!   anyone waits, because a process cannot tell whether another one waits;
+//! - a timed waiter learns of a reference release in tens of microseconds, like a blocking one:
+//!   the inotify path adds roughly 10 to 20 µs to a wake-up by `flock` itself; of a release by
+//!   another library, within 20 ms;
+//! - while waiting, it wakes up about 50 times a second for its retries: a fraction of a percent
+//!   of a core. Its deadline is a `ppoll` timeout, so it times out within the timer's slack;
+//! - each waiting thread borrows an inotify instance from a per-process pool that keeps up to two
+//!   idle ones, which count against the per-user limit (128 by default); without one a waiter
+//!   falls back to the backoff alone. A watch lasts only as long as its wait.
+//!
+//! Rejected: interrupting a blocking `flock` at the deadline needs a signal, and a library must not
+//! install signal handlers; a helper thread blocked in `flock` on a second handle cannot be called
+//! off, so after a timeout it would still take the lock when the holder releases it (a ghost
+//! holder, briefly); plain polling either answers late or burns a core.
 
 #[cfg(target_os = "linux")]
 mod inotify;
@@ -90,9 +126,8 @@ fn open_read_write_or_read_only(path: &std::path::Path) -> std::io::Result<std::
 ///
 /// Without a deadline this is the blocking `File::lock`. With one it polls `File::try_lock`,
 /// sleeping with exponential backoff between attempts and never past the deadline; it always
-/// makes at least one attempt, even when the deadline has already passed. Polling is the
-/// stand-in for a wake-on-release mechanism, and lives behind this one function so that it can
-/// be replaced without touching the callers.
+/// makes at least one attempt, even when the deadline has already passed. Linux replaces the
+/// polling with a wait for inotify events (`inotify.rs`); other Unixes have nothing better here.
 #[cfg(unix)]
 fn poll_lock_until(
     file: &std::fs::File,

@@ -25,8 +25,8 @@ pub struct Worker {
     replies: HashMap<u64, Value>,
     /// The worker's reply to `hello`.
     pub hello: Value,
-    /// The implementation's name, for messages.
-    name: String,
+    /// The worker's role (`holder`, `waiter`), for messages.
+    name: &'static str,
 }
 
 /// A reply to `acquire` or `release`: its outcome and the worker's times of the library call.
@@ -45,13 +45,13 @@ impl Timed {
 }
 
 impl Worker {
-    /// Starts a worker for `imp` in `dir` and shakes hands.
+    /// Starts a worker for `imp` in `dir`, called `role` in messages, and shakes hands.
     ///
     /// # Errors
     ///
     /// When the implementation is unavailable, the process cannot start, or it does not answer
     /// `hello` with protocol version 1.
-    pub fn start(imp: &Implementation, dir: &Path) -> Result<Worker, String> {
+    pub fn start(imp: &Implementation, dir: &Path, role: &'static str) -> Result<Worker, String> {
         if let Some(why) = &imp.unavailable {
             return Err(why.clone());
         }
@@ -64,7 +64,7 @@ impl Worker {
             next_seq: 0,
             replies: HashMap::new(),
             hello: Value::Null,
-            name: imp.name.clone(),
+            name: role,
         };
         let hello = worker.call(
             json!({"op": "hello", "protocol": PROTOCOL_VERSION}),
@@ -72,8 +72,8 @@ impl Worker {
         )?;
         if hello["protocol"] != PROTOCOL_VERSION {
             return Err(format!(
-                "{} speaks protocol {}, the benchmark {PROTOCOL_VERSION}",
-                imp.name, hello["protocol"]
+                "the {role} speaks protocol {}, the benchmark {PROTOCOL_VERSION}",
+                hello["protocol"]
             ));
         }
         worker.hello = hello;
@@ -96,7 +96,7 @@ impl Worker {
         command["seq"] = json!(seq);
         self.process
             .send(&command.to_string())
-            .map_err(|e| format!("{}: cannot send {command}: {e}", self.name))?;
+            .map_err(|e| format!("the {} cannot be sent {command}: {e}", self.name))?;
         Ok(seq)
     }
 
@@ -114,7 +114,7 @@ impl Worker {
             let left = deadline.saturating_duration_since(Instant::now());
             if !self.receive(left)? {
                 return Err(format!(
-                    "{}: no reply to command {seq} within {within:?}",
+                    "the {} did not answer command {seq} within {within:?}",
                     self.name
                 ));
             }
@@ -158,7 +158,7 @@ impl Worker {
             Ok(reply)
         } else {
             Err(format!(
-                "{}: {shown} answered {reply}, expected {expected}",
+                "the {} answered {shown} with {reply}, expected {expected}",
                 self.name
             ))
         }
@@ -170,29 +170,36 @@ impl Worker {
             Ok(msg) => msg,
             Err(RecvTimeoutError::Timeout) => return Ok(false),
             Err(RecvTimeoutError::Disconnected) => {
-                return Err(format!("{}: the worker's output is gone", self.name));
+                return Err(format!("the {}'s output is gone", self.name));
             }
         };
         let line = match msg.incoming {
             Incoming::Line(line) => line,
             Incoming::Eof => {
                 return Err(format!(
-                    "{}: the worker exited; its stderr:\n{}",
+                    "the {} exited; its stderr:\n{}",
                     self.name,
                     self.process.stderr_tail()
                 ));
             }
             Incoming::ReadError(error) => {
-                return Err(format!("{}: unreadable output: {error}", self.name));
+                return Err(format!(
+                    "the {} wrote something unreadable: {error}",
+                    self.name
+                ));
             }
         };
-        let value: Value = serde_json::from_str(&line)
-            .map_err(|e| format!("{}: not a JSON line ({e}): {line:?}", self.name))?;
+        let value: Value = serde_json::from_str(&line).map_err(|e| {
+            format!(
+                "the {} wrote a line that is not JSON ({e}): {line:?}",
+                self.name
+            )
+        })?;
         if let Some(seq) = value["seq"].as_u64() {
             self.replies.insert(seq, value);
         } else if value["event"].is_null() {
             return Err(format!(
-                "{}: neither a reply nor an event: {line}",
+                "the {} wrote neither a reply nor an event: {line}",
                 self.name
             ));
         }
@@ -205,11 +212,11 @@ impl Worker {
 /// # Errors
 ///
 /// When the reply lacks `start_ns` or `t_ns`: the benchmark needs the worker's own times.
-pub fn timed(name: &str, reply: &Value) -> Result<Timed, String> {
+pub fn timed(reply: &Value) -> Result<Timed, String> {
     let field = |key: &str| {
         reply[key].as_u64().ok_or_else(|| {
             format!(
-                "{name}: the reply {reply} has no `{key}`; the benchmark needs the times that \
+                "the reply {reply} has no `{key}`; the benchmark needs the times that \
                  spec/PROTOCOL.md asks of replies to acquire and release"
             )
         })

@@ -209,46 +209,71 @@ fn run(
         .unwrap_or("?")
         .to_owned();
 
-    progress("uncontended acquire + release");
-    measured.uncontended = Some(pair.uncontended(plan.uncontended)?);
-    progress("hand-off to a blocking acquire");
-    measured.handoff_blocking = Some(pair.handoff("block", plan.handoffs)?);
-    if abilities.timed_wait {
-        progress("hand-off to a timed acquire");
-        measured.handoff_timed = Some(pair.handoff("timed", plan.handoffs)?);
-    }
-    progress("timeouts");
-    measured.timeouts = Some(pair.timeouts(plan.timeouts, plan.timeout_ms)?);
-    if let Some(source) = cpu::source() {
-        progress("CPU while waiting");
-        let window = Duration::from_millis(plan.cpu_window_ms);
-        let timed_wait = if abilities.timed_wait {
-            Some(pair.cpu("timed", window)?)
-        } else {
-            None
+    // A phase that fails leaves its workers in an unknown state (an acquire may still block):
+    // the next phase gets fresh ones, and the failures are reported together.
+    let mut failures = Vec::new();
+    let mut phase =
+        |name: &str, pair: &mut Pair, run: &mut dyn FnMut(&mut Pair) -> Result<(), String>| {
+            progress(name);
+            if let Err(error) = run(pair) {
+                failures.push(format!("{name}: {error}"));
+                *pair = Pair::start(imp, dir.path(), plan)?;
+            }
+            Ok::<(), String>(())
         };
-        let blocking_wait = Some(pair.cpu("block", window / 2)?);
-        measured.cpu = Some(Cpu {
-            timed_wait,
-            blocking_wait,
-            source,
-        });
+    phase("uncontended acquire + release", &mut pair, &mut |pair| {
+        measured.uncontended = Some(pair.uncontended(plan.uncontended)?);
+        Ok(())
+    })?;
+    phase("hand-off to a blocking acquire", &mut pair, &mut |pair| {
+        measured.handoff_blocking = Some(pair.handoff("block", plan.handoffs)?);
+        Ok(())
+    })?;
+    if abilities.timed_wait {
+        phase("hand-off to a timed acquire", &mut pair, &mut |pair| {
+            measured.handoff_timed = Some(pair.handoff("timed", plan.handoffs)?);
+            Ok(())
+        })?;
     }
-    Ok(())
+    phase("timeouts", &mut pair, &mut |pair| {
+        measured.timeouts = Some(pair.timeouts(plan.timeouts, plan.timeout_ms)?);
+        Ok(())
+    })?;
+    if let Some(source) = cpu::source() {
+        phase("CPU while waiting", &mut pair, &mut |pair| {
+            let window = Duration::from_millis(plan.cpu_window_ms);
+            let timed_wait = if abilities.timed_wait {
+                Some(pair.cpu("timed", window)?)
+            } else {
+                None
+            };
+            let blocking_wait = Some(pair.cpu("block", window / 2)?);
+            measured.cpu = Some(Cpu {
+                timed_wait,
+                blocking_wait,
+                source,
+            });
+            Ok(())
+        })?;
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
 }
 
 /// Two workers of one implementation on one lock file.
 struct Pair {
     holder: Worker,
     waiter: Worker,
-    name: String,
     jitter: Jitter,
 }
 
 impl Pair {
     fn start(imp: &Implementation, dir: &Path, plan: &Plan) -> Result<Pair, String> {
-        let mut holder = Worker::start(imp, dir)?;
-        let mut waiter = Worker::start(imp, dir)?;
+        let mut holder = Worker::start(imp, dir, "holder")?;
+        let mut waiter = Worker::start(imp, dir, "waiter")?;
         let open = |handle: &str, timeout_ms: Option<u64>| {
             json!({"op": "open", "handle": handle, "path": "bench.lock",
                 "timeout_ms": timeout_ms, "callback": false})
@@ -260,7 +285,6 @@ impl Pair {
         Ok(Pair {
             holder,
             waiter,
-            name: imp.name.clone(),
             jitter: Jitter::new(),
         })
     }
@@ -269,14 +293,14 @@ impl Pair {
         let reply =
             self.holder
                 .expect(json!({"op": "acquire", "handle": "h"}), "acquired", REPLY)?;
-        timed(&self.name, &reply)
+        timed(&reply)
     }
 
     fn release_holder(&mut self) -> Result<crate::client::Timed, String> {
         let reply =
             self.holder
                 .expect(json!({"op": "release", "handle": "h"}), "released", REPLY)?;
-        timed(&self.name, &reply)
+        timed(&reply)
     }
 
     fn release_waiter(&mut self, handle: &str) -> Result<(), String> {
@@ -326,8 +350,7 @@ impl Pair {
         cpu::wait_until_idle(self.waiter.pid(), Duration::from_millis(50));
         if let Some(reply) = self.waiter.reply_now(seq)? {
             return Err(format!(
-                "{}: an acquire of a held lock answered {reply} before the holder released it",
-                self.name
+                "an acquire of a held lock answered {reply} before the holder released it"
             ));
         }
         Ok(seq)
@@ -340,11 +363,10 @@ impl Pair {
             let seq = self.start_waiting(handle)?;
             let released = self.release_holder()?;
             let reply = self.waiter.reply(seq, REPLY)?;
-            let acquired = timed(&self.name, &reply)?;
+            let acquired = timed(&reply)?;
             if acquired.outcome != "acquired" {
                 return Err(format!(
-                    "{}: the waiting acquire answered {reply}, expected acquired",
-                    self.name
+                    "the waiting acquire answered {reply}, expected acquired"
                 ));
             }
             self.release_waiter(handle)?;
@@ -372,11 +394,10 @@ impl Pair {
                 json!({"op": "acquire", "handle": "short", "thread": "waiter"}),
                 REPLY,
             )?;
-            let attempt = timed(&self.name, &reply)?;
+            let attempt = timed(&reply)?;
             if attempt.outcome != "timed_out" {
                 return Err(format!(
-                    "{}: a timed acquire of a held lock answered {reply}, expected timed_out",
-                    self.name
+                    "a timed acquire of a held lock answered {reply}, expected timed_out"
                 ));
             }
             overshoot.push(signed(attempt.duration_ns()) - timeout);
@@ -407,10 +428,7 @@ impl Pair {
             (Some(before), Some(after)) => {
                 Ok(after.saturating_sub(before).as_secs_f64() / elapsed.as_secs_f64())
             }
-            _ => Err(format!(
-                "{}: cannot read the CPU time of process {pid}",
-                self.name
-            )),
+            _ => Err(format!("cannot read the CPU time of process {pid}")),
         }
     }
 }
@@ -424,13 +442,12 @@ struct Jitter(u64);
 
 impl Jitter {
     fn new() -> Jitter {
-        let seed = u64::try_from(
+        let seed = u64::from(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()
                 .subsec_nanos(),
-        )
-        .unwrap_or(1);
+        );
         Jitter(seed | 1)
     }
 

@@ -450,6 +450,19 @@ pub fn duration(ns: f64) -> String {
     }
 }
 
+/// `10^decade` nanoseconds, as an axis label: `100 ns`, `1 µs`, `10 ms`.
+fn decade_label(decade: f64) -> String {
+    let exponent = decade.round() as i32;
+    let (unit, scale) = match exponent {
+        ..=2 => ("ns", 0),
+        3..=5 => ("µs", 3),
+        6..=8 => ("ms", 6),
+        _ => ("s", 9),
+    };
+    let value = 10f64.powi(exponent - scale);
+    format!("{value} {unit}")
+}
+
 fn percent(fraction: f64) -> String {
     format!("{:.3} %", fraction * 100.0)
 }
@@ -566,6 +579,7 @@ fn cdf_svg(title: &str, series: &[(String, &str, bool, &[i64])]) -> String {
     let lo_decade = lo.log10().floor();
     let hi_decade = hi.log10().ceil().max(lo_decade + 1.0);
     let plot_w = WIDTH - LEFT - RIGHT;
+    const LEGEND: f64 = WIDTH - RIGHT - 300.0;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let x = |ns: f64| LEFT + (ns.max(FLOOR).log10() - lo_decade) / (hi_decade - lo_decade) * plot_w;
     let y = |fraction: f64| TOP + (1.0 - fraction) * plot_h;
@@ -587,12 +601,13 @@ fn cdf_svg(title: &str, series: &[(String, &str, bool, &[i64])]) -> String {
              <text x=\"{px:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
             TOP + plot_h,
             TOP + plot_h + 16.0,
-            escape(&duration(10f64.powf(decade)))
+            decade_label(decade)
         );
         decade += 1.0;
     }
     // Fractions, with the two percentiles of the table.
-    for (fraction, label) in [(0.0, "0"), (0.5, "p50"), (0.99, "p99"), (1.0, "1")] {
+    // (The top, 1, is too close to p99 for a label of its own.)
+    for (fraction, label) in [(0.0, "0"), (0.5, "p50"), (0.9, "p90"), (0.99, "p99")] {
         let py = y(fraction);
         let _ = writeln!(
             svg,
@@ -612,6 +627,13 @@ fn cdf_svg(title: &str, series: &[(String, &str, bool, &[i64])]) -> String {
         HEIGHT - 10.0,
         TOP + plot_h / 2.0,
         TOP + plot_h / 2.0
+    );
+    let legend_top = TOP + plot_h - 24.0 - 16.0 * (series.len() - 1) as f64;
+    let mut legend = format!(
+        "<rect x=\"{:.1}\" y=\"{legend_top:.1}\" width=\"296\" height=\"{:.1}\" fill=\"white\" \
+         fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n",
+        LEGEND - 6.0,
+        16.0 * series.len() as f64 + 6.0
     );
     for (index, (label, colour, dashed, samples)) in series.iter().enumerate() {
         let mut sorted: Vec<f64> = samples.iter().map(|&v| v as f64).collect();
@@ -637,19 +659,22 @@ fn cdf_svg(title: &str, series: &[(String, &str, bool, &[i64])]) -> String {
             svg,
             "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{dash} points=\"{points}\"/>"
         );
-        let ly = TOP + 14.0 + 16.0 * index as f64;
+        // The legend sits at the bottom right, where a cumulative distribution rarely goes.
+        let ly = TOP + plot_h - 12.0 - 16.0 * (series.len() - 1 - index) as f64;
         let _ = writeln!(
-            svg,
+            legend,
             "<line x1=\"{:.1}\" y1=\"{ly:.1}\" x2=\"{:.1}\" y2=\"{ly:.1}\" stroke=\"{colour}\" \
              stroke-width=\"2\"{dash}/><text x=\"{:.1}\" y=\"{:.1}\">{} ({} samples)</text>",
-            LEFT + 10.0,
-            LEFT + 34.0,
-            LEFT + 40.0,
+            LEGEND,
+            LEGEND + 24.0,
+            LEGEND + 30.0,
             ly + 4.0,
             escape(label),
             samples.len()
         );
     }
+    // Drawn last, over the curves.
+    svg.push_str(&legend);
     svg.push_str("</svg>\n");
     svg
 }
@@ -685,10 +710,9 @@ mod tests {
         assert!(svg.contains("a &lt;title&gt;") && svg.contains("x &amp; y (4 samples)"));
         assert_eq!(svg.matches("<polyline").count(), 1);
         // 100 ns to 100 µs: four decades, four labels.
-        assert!(
-            svg.contains(">100 ns<") && svg.contains(">100 µs<"),
-            "{svg}"
-        );
+        for label in [">100 ns<", ">1 µs<", ">10 µs<", ">100 µs<"] {
+            assert!(svg.contains(label), "{label} missing: {svg}");
+        }
     }
 
     #[test]

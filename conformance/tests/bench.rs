@@ -1,0 +1,75 @@
+//! The benchmark driver end to end: a quick run against the reference writes every output, with
+//! figures for both the reference and the raw-flock baseline. It checks shapes, never speeds.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn a_quick_run_measures_the_reference_and_the_baseline() {
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_lockspec-bench"))
+        .args(["--quick", "--impl", "reference", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("raw-flock") && stdout.contains("reference"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("targets (reference):"), "{stdout}");
+
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("bench.json")).unwrap())
+            .unwrap();
+    let measured = json["implementations"].as_array().unwrap();
+    let names: Vec<&str> = measured
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["raw-flock", "reference"]);
+    for m in measured {
+        assert!(m["error"].is_null(), "{m}");
+        assert!(
+            m["uncontended"]["pair_ns"]["p50"].as_f64().unwrap() > 0.0,
+            "{m}"
+        );
+        assert!(
+            m["handoff_blocking"]["latency_ns"]["n"].as_u64().unwrap() > 0,
+            "{m}"
+        );
+        // A timeout never fires early.
+        assert_eq!(m["timeouts"]["early"], 0, "{m}");
+    }
+    // The baseline has no timed wait to hand off to; the reference has.
+    assert!(measured[0]["handoff_timed"].is_null());
+    assert!(measured[1]["handoff_timed"]["latency_ns"]["p50"].is_number());
+    assert_eq!(json["targets"].as_array().unwrap().len(), 5);
+
+    for (file, name) in [
+        ("bench.md", "reference"),
+        ("bench.html", "reference"),
+        ("bench-reference.svg", "reference"),
+        ("bench-raw-flock.svg", "raw-flock"),
+    ] {
+        let text = std::fs::read_to_string(out.path().join(file)).unwrap();
+        assert!(text.contains(name), "{file}: {text}");
+    }
+}
+
+#[test]
+fn an_unknown_implementation_is_an_error_that_lists_the_known_ones() {
+    let output = Command::new(env!("CARGO_BIN_EXE_lockspec-bench"))
+        .args(["--impl", "no-such-lock"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no-such-lock") && stderr.contains("reference"),
+        "{stderr}"
+    );
+}
