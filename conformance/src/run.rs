@@ -588,6 +588,24 @@ impl<'a> Trial<'a> {
         Ok(())
     }
 
+    /// Like [`Trial::wait_reply`], for windows in which a reply must *not* come: a reply that the
+    /// runner received at or after `deadline` (because the runner itself was slow to look) does
+    /// not count as arriving within the window; it is kept for a later `await`.
+    fn wait_reply_before(
+        &mut self,
+        p: usize,
+        seq: u64,
+        deadline: Instant,
+    ) -> Result<Option<Reply>, Stop> {
+        match self.wait_reply(p, seq, deadline)? {
+            Some(reply) if reply.at >= deadline => {
+                self.replies.insert((p, seq), reply);
+                Ok(None)
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Handles whatever has already arrived, without waiting.
     fn drain(&mut self) -> Result<(), Stop> {
         while let Ok(msg) = self.rx.try_recv() {
@@ -786,7 +804,7 @@ impl<'a> Trial<'a> {
                     let seq = self.send(p, command)?;
                     let sent_at = self.outstanding[p][&seq].sent_at;
                     let settle = self.timing.window(Window::Settle);
-                    if let Some(reply) = self.wait_reply(p, seq, sent_at + settle)? {
+                    if let Some(reply) = self.wait_reply_before(p, seq, sent_at + settle)? {
                         let detail = reply.detail.map(|d| format!(" ({d})")).unwrap_or_default();
                         return Err(Stop::fail(
                             format!("blocks (no reply within {})", ms(settle)),
@@ -839,7 +857,9 @@ impl<'a> Trial<'a> {
                 let p = self.proc(process);
                 let pending = self.pending[&(p, thread.clone())].clone();
                 let length = self.timing.window(*window);
-                if let Some(reply) = self.wait_reply(p, pending.seq, Instant::now() + length)? {
+                if let Some(reply) =
+                    self.wait_reply_before(p, pending.seq, Instant::now() + length)?
+                {
                     return Err(Stop::fail(
                         format!("still blocked for another {}", ms(length)),
                         format!(
