@@ -104,18 +104,8 @@ fn run(cli: &Cli) -> Result<bool, String> {
         .map_err(|e| eprintln!("lockspec-bench: the in-process baseline failed: {e}"))
         .ok();
 
-    let mut measured = Vec::new();
-    for (imp, abilities) in &targets {
-        eprintln!("{}:", imp.name);
-        let mut progress = |step: &str| eprintln!("  {step}");
-        measured.push(measure::measure(
-            imp,
-            *abilities,
-            &plan,
-            cli.dir.as_deref(),
-            &mut progress,
-        ));
-    }
+    let mut progress = |step: &str| eprintln!("{step}");
+    let measured = measure::measure_all(&targets, &plan, cli.dir.as_deref(), &mut progress);
     let mut report = Report {
         format: 1,
         command: command_line(),

@@ -1,6 +1,11 @@
 //! The measurements, each through two workers of one implementation that share a lock file:
 //! `holder` and `waiter`. Every duration comes from the workers' own `start_ns` and `t_ns` (the
 //! machine's monotonic clock), so the protocol's round trips are not measured.
+//!
+//! The machine's state drifts (frequency, idle states, other work), and a ratio is only fair if
+//! both sides saw the same conditions. So every implementation's workers are started first, and
+//! each kind of measurement is taken in [`Plan::rounds`] rounds that go through all the
+//! implementations in turn, each round taking its share of the samples.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,7 +27,9 @@ const TIMED_HANDOFF_TIMEOUT_MS: u64 = 60_000;
 /// How many samples of each kind a run takes, and how long it watches CPU use.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Plan {
-    /// Uncontended acquire + release pairs (after as many again to warm up, at most 100).
+    /// How many rounds each kind of measurement is split into.
+    pub rounds: usize,
+    /// Uncontended acquire + release pairs (each round warms up with a tenth more first).
     pub uncontended: usize,
     /// Hand-offs per kind of acquire.
     pub handoffs: usize,
@@ -37,6 +44,7 @@ pub struct Plan {
 impl Plan {
     /// The default: well under a minute for the reference and the baseline together.
     pub const DEFAULT: Plan = Plan {
+        rounds: 5,
         uncontended: 2000,
         handoffs: 200,
         timeouts: 50,
@@ -46,6 +54,7 @@ impl Plan {
 
     /// A smoke test: a few samples of everything.
     pub const QUICK: Plan = Plan {
+        rounds: 2,
         uncontended: 100,
         handoffs: 20,
         timeouts: 5,
@@ -158,108 +167,270 @@ pub struct Abilities {
     pub timed_wait: bool,
 }
 
-/// Measures `imp` with `plan`, with its lock files in a fresh directory under `parent`.
-pub fn measure(
-    imp: &Implementation,
+/// One implementation being measured: its workers, and what they have given so far.
+struct Subject {
+    imp: Implementation,
     abilities: Abilities,
-    plan: &Plan,
-    parent: Option<&Path>,
-    progress: &mut dyn FnMut(&str),
-) -> Measured {
-    let mut measured = Measured {
-        name: imp.name.clone(),
-        language: String::new(),
-        version: String::new(),
-        command: imp.command_line(),
-        uncontended: None,
-        handoff_blocking: None,
-        handoff_timed: None,
-        timeouts: None,
-        cpu: None,
-        error: None,
-    };
-    if let Err(error) = run(imp, abilities, plan, parent, &mut measured, progress) {
-        measured.error = Some(error);
-    }
-    measured
+    dir: tempfile::TempDir,
+    /// `None` once the workers could not be (re)started.
+    pair: Option<Pair>,
+    measured: Measured,
+    /// What failed, one entry per kind of measurement.
+    failures: Vec<String>,
+    acquire: Vec<i64>,
+    release: Vec<i64>,
+    blocking: Samples,
+    timed: Samples,
+    overshoot: Vec<i64>,
+    cpu_timed: Vec<f64>,
+    cpu_blocking: Vec<f64>,
 }
 
-fn run(
-    imp: &Implementation,
-    abilities: Abilities,
+/// Hand-off samples.
+#[derive(Default)]
+struct Samples {
+    latency: Vec<i64>,
+    after_return: Vec<i64>,
+    discarded: usize,
+}
+
+impl Samples {
+    fn handoff(self) -> Option<Handoff> {
+        Some(Handoff {
+            latency_ns: Summary::of(&self.latency)?,
+            after_release_returned_ns: Summary::of(&self.after_return)?,
+            samples_ns: self.latency,
+            discarded: self.discarded,
+        })
+    }
+}
+
+/// The kinds of measurement, in the order they are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Uncontended,
+    HandoffBlocking,
+    HandoffTimed,
+    Timeouts,
+    Cpu,
+}
+
+impl Kind {
+    const ALL: [Kind; 5] = [
+        Kind::Uncontended,
+        Kind::HandoffBlocking,
+        Kind::HandoffTimed,
+        Kind::Timeouts,
+        Kind::Cpu,
+    ];
+
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::Uncontended => "uncontended acquire + release",
+            Kind::HandoffBlocking => "hand-off to a blocking acquire",
+            Kind::HandoffTimed => "hand-off to a timed acquire",
+            Kind::Timeouts => "timeouts",
+            Kind::Cpu => "CPU while waiting",
+        }
+    }
+}
+
+/// Measures every implementation with `plan`, each with its lock files in a fresh directory
+/// under `parent`, interleaving them round by round.
+pub fn measure_all(
+    implementations: &[(Implementation, Abilities)],
     plan: &Plan,
     parent: Option<&Path>,
-    measured: &mut Measured,
     progress: &mut dyn FnMut(&str),
-) -> Result<(), String> {
-    let dir = match parent {
-        Some(parent) => tempfile::Builder::new()
-            .prefix("lockspec-bench-")
-            .tempdir_in(parent),
-        None => tempfile::Builder::new().prefix("lockspec-bench-").tempdir(),
-    }
-    .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-    let mut pair = Pair::start(imp, dir.path(), plan)?;
-    measured.language = pair.holder.hello["language"]
-        .as_str()
-        .unwrap_or("?")
-        .to_owned();
-    measured.version = pair.holder.hello["version"]
-        .as_str()
-        .unwrap_or("?")
-        .to_owned();
-
-    // A phase that fails leaves its workers in an unknown state (an acquire may still block):
-    // the next phase gets fresh ones, and the failures are reported together.
-    let mut failures = Vec::new();
-    let mut phase =
-        |name: &str, pair: &mut Pair, run: &mut dyn FnMut(&mut Pair) -> Result<(), String>| {
-            progress(name);
-            if let Err(error) = run(pair) {
-                failures.push(format!("{name}: {error}"));
-                *pair = Pair::start(imp, dir.path(), plan)?;
+) -> Vec<Measured> {
+    let mut subjects: Vec<Subject> = implementations
+        .iter()
+        .map(|(imp, abilities)| Subject::start(imp, *abilities, plan, parent))
+        .collect();
+    let cpu_source = cpu::source();
+    for kind in Kind::ALL {
+        if kind == Kind::Cpu && cpu_source.is_none() {
+            continue;
+        }
+        progress(kind.describe());
+        let rounds = plan.rounds.max(1);
+        for round in 0..rounds {
+            for subject in &mut subjects {
+                subject.take(kind, round, rounds, plan);
             }
-            Ok::<(), String>(())
-        };
-    phase("uncontended acquire + release", &mut pair, &mut |pair| {
-        measured.uncontended = Some(pair.uncontended(plan.uncontended)?);
-        Ok(())
-    })?;
-    phase("hand-off to a blocking acquire", &mut pair, &mut |pair| {
-        measured.handoff_blocking = Some(pair.handoff("block", plan.handoffs)?);
-        Ok(())
-    })?;
-    if abilities.timed_wait {
-        phase("hand-off to a timed acquire", &mut pair, &mut |pair| {
-            measured.handoff_timed = Some(pair.handoff("timed", plan.handoffs)?);
-            Ok(())
-        })?;
+        }
     }
-    phase("timeouts", &mut pair, &mut |pair| {
-        measured.timeouts = Some(pair.timeouts(plan.timeouts, plan.timeout_ms)?);
-        Ok(())
-    })?;
-    if let Some(source) = cpu::source() {
-        phase("CPU while waiting", &mut pair, &mut |pair| {
-            let window = Duration::from_millis(plan.cpu_window_ms);
-            let timed_wait = if abilities.timed_wait {
-                Some(pair.cpu("timed", window)?)
-            } else {
-                None
-            };
-            let blocking_wait = Some(pair.cpu("block", window / 2)?);
-            measured.cpu = Some(Cpu {
-                timed_wait,
-                blocking_wait,
+    subjects
+        .into_iter()
+        .map(|subject| subject.finish(plan, cpu_source))
+        .collect()
+}
+
+/// `total` split into `rounds` shares as even as possible: the share of round `round`.
+fn share(total: usize, round: usize, rounds: usize) -> usize {
+    total / rounds + usize::from(round < total % rounds)
+}
+
+impl Subject {
+    fn start(
+        imp: &Implementation,
+        abilities: Abilities,
+        plan: &Plan,
+        parent: Option<&Path>,
+    ) -> Subject {
+        let mut measured = Measured {
+            name: imp.name.clone(),
+            language: String::new(),
+            version: String::new(),
+            command: imp.command_line(),
+            uncontended: None,
+            handoff_blocking: None,
+            handoff_timed: None,
+            timeouts: None,
+            cpu: None,
+            error: None,
+        };
+        let dir = match parent {
+            Some(parent) => tempfile::Builder::new()
+                .prefix("lockspec-bench-")
+                .tempdir_in(parent),
+            None => tempfile::Builder::new().prefix("lockspec-bench-").tempdir(),
+        };
+        let mut failures = Vec::new();
+        let (dir, pair) = match dir {
+            Ok(dir) => {
+                let pair = Pair::start(imp, dir.path(), plan)
+                    .map_err(|e| failures.push(format!("start: {e}")))
+                    .ok();
+                (dir, pair)
+            }
+            Err(e) => {
+                failures.push(format!("cannot create a temporary directory: {e}"));
+                // Nothing will run; any directory will do as a placeholder.
+                (tempfile::tempdir().expect("a temporary directory"), None)
+            }
+        };
+        if let Some(pair) = &pair {
+            let field = |key: &str| pair.holder.hello[key].as_str().unwrap_or("?").to_owned();
+            measured.language = field("language");
+            measured.version = field("version");
+        }
+        Subject {
+            imp: imp.clone(),
+            abilities,
+            dir,
+            pair,
+            measured,
+            failures,
+            acquire: Vec::new(),
+            release: Vec::new(),
+            blocking: Samples::default(),
+            timed: Samples::default(),
+            overshoot: Vec::new(),
+            cpu_timed: Vec::new(),
+            cpu_blocking: Vec::new(),
+        }
+    }
+
+    /// Takes round `round`'s share of `kind`, unless this kind already failed. A failure leaves
+    /// the workers in an unknown state (an acquire may still block), so they are replaced.
+    fn take(&mut self, kind: Kind, round: usize, rounds: usize, plan: &Plan) {
+        if kind == Kind::HandoffTimed && !self.abilities.timed_wait {
+            return;
+        }
+        let prefix = format!("{}: ", kind.describe());
+        if self.failures.iter().any(|f| f.starts_with(&prefix)) {
+            return;
+        }
+        let Some(pair) = &mut self.pair else {
+            return;
+        };
+        let result = match kind {
+            Kind::Uncontended => pair
+                .uncontended(share(plan.uncontended, round, rounds))
+                .map(|(acquire, release)| {
+                    self.acquire.extend(acquire);
+                    self.release.extend(release);
+                }),
+            Kind::HandoffBlocking => pair.handoff(
+                "block",
+                share(plan.handoffs, round, rounds),
+                &mut self.blocking,
+            ),
+            Kind::HandoffTimed => pair.handoff(
+                "timed",
+                share(plan.handoffs, round, rounds),
+                &mut self.timed,
+            ),
+            Kind::Timeouts => pair
+                .timeouts(share(plan.timeouts, round, rounds), plan.timeout_ms)
+                .map(|overshoot| self.overshoot.extend(overshoot)),
+            Kind::Cpu => {
+                let window = Duration::from_millis(plan.cpu_window_ms) / rounds as u32;
+                let timed = if self.abilities.timed_wait {
+                    pair.cpu("timed", window).map(Some)
+                } else {
+                    Ok(None)
+                };
+                timed.and_then(|timed| {
+                    let blocking = pair.cpu("block", window / 2)?;
+                    self.cpu_timed.extend(timed);
+                    self.cpu_blocking.push(blocking);
+                    Ok(())
+                })
+            }
+        };
+        if let Err(error) = result {
+            self.failures.push(format!("{prefix}{error}"));
+            self.pair = Pair::start(&self.imp, self.dir.path(), plan)
+                .map_err(|e| self.failures.push(format!("restart: {e}")))
+                .ok();
+        }
+    }
+
+    fn finish(mut self, plan: &Plan, cpu_source: Option<&'static str>) -> Measured {
+        let pairs: Vec<i64> = self
+            .acquire
+            .iter()
+            .zip(&self.release)
+            .map(|(a, r)| a + r)
+            .collect();
+        if let (Some(pair_ns), Some(acquire_ns), Some(release_ns)) = (
+            Summary::of(&pairs),
+            Summary::of(&self.acquire),
+            Summary::of(&self.release),
+        ) {
+            self.measured.uncontended = Some(Uncontended {
+                per_second: 1e9 / pair_ns.p50.max(1.0),
+                pair_ns,
+                acquire_ns,
+                release_ns,
+            });
+        }
+        self.measured.handoff_blocking = self.blocking.handoff();
+        self.measured.handoff_timed = self.timed.handoff();
+        if let Some(overshoot_ns) = Summary::of(&self.overshoot) {
+            self.measured.timeouts = Some(Timeouts {
+                timeout_ms: plan.timeout_ms,
+                early: self.overshoot.iter().filter(|&&o| o < 0).count(),
+                overshoot_ns,
+                samples_ns: self.overshoot,
+            });
+        }
+        let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+        if let Some(source) = cpu_source
+            && !self.cpu_blocking.is_empty()
+        {
+            self.measured.cpu = Some(Cpu {
+                timed_wait: mean(&self.cpu_timed),
+                blocking_wait: mean(&self.cpu_blocking),
                 source,
             });
-            Ok(())
-        })?;
-    }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("; "))
+        }
+        if !self.failures.is_empty() {
+            self.measured.error = Some(self.failures.join("; "));
+        }
+        self.measured
     }
 }
 
@@ -312,29 +483,20 @@ impl Pair {
         Ok(())
     }
 
-    fn uncontended(&mut self, pairs: usize) -> Result<Uncontended, String> {
-        let (mut acquire, mut release, mut pair) = (Vec::new(), Vec::new(), Vec::new());
-        for round in 0..pairs + pairs.min(100) {
+    /// `pairs` uncontended acquire + release pairs, after a tenth as many to warm up: the
+    /// durations of the acquire calls and of the release calls.
+    fn uncontended(&mut self, pairs: usize) -> Result<(Vec<i64>, Vec<i64>), String> {
+        let warm_up = pairs.div_ceil(10);
+        let (mut acquire, mut release) = (Vec::new(), Vec::new());
+        for round in 0..warm_up + pairs {
             let acquired = self.acquire_holder()?;
             let released = self.release_holder()?;
-            if round < pairs.min(100) {
-                continue;
+            if round >= warm_up {
+                acquire.push(signed(acquired.duration_ns()));
+                release.push(signed(released.duration_ns()));
             }
-            let (a, r) = (
-                signed(acquired.duration_ns()),
-                signed(released.duration_ns()),
-            );
-            acquire.push(a);
-            release.push(r);
-            pair.push(a + r);
         }
-        let pair_ns = Summary::of(&pair).ok_or("no samples")?;
-        Ok(Uncontended {
-            per_second: 1e9 / pair_ns.p50.max(1.0),
-            pair_ns,
-            acquire_ns: Summary::of(&acquire).ok_or("no samples")?,
-            release_ns: Summary::of(&release).ok_or("no samples")?,
-        })
+        Ok((acquire, release))
     }
 
     /// Starts an acquire of `handle` on the waiter while the holder holds the lock, and returns
@@ -356,9 +518,9 @@ impl Pair {
         Ok(seq)
     }
 
-    fn handoff(&mut self, handle: &str, samples: usize) -> Result<Handoff, String> {
-        let (mut latency, mut after_return, mut discarded) = (Vec::new(), Vec::new(), 0);
-        for _ in 0..samples {
+    /// `count` hand-offs to an acquire of `handle`, added to `samples`.
+    fn handoff(&mut self, handle: &str, count: usize, samples: &mut Samples) -> Result<(), String> {
+        for _ in 0..count {
             self.acquire_holder()?;
             let seq = self.start_waiting(handle)?;
             let released = self.release_holder()?;
@@ -371,25 +533,25 @@ impl Pair {
             }
             self.release_waiter(handle)?;
             if acquired.start_ns >= released.start_ns {
-                discarded += 1;
+                samples.discarded += 1;
                 continue;
             }
-            latency.push(signed(acquired.t_ns) - signed(released.start_ns));
-            after_return.push(signed(acquired.t_ns) - signed(released.t_ns));
+            samples
+                .latency
+                .push(signed(acquired.t_ns) - signed(released.start_ns));
+            samples
+                .after_return
+                .push(signed(acquired.t_ns) - signed(released.t_ns));
         }
-        Ok(Handoff {
-            latency_ns: Summary::of(&latency).ok_or("every sample was discarded")?,
-            after_release_returned_ns: Summary::of(&after_return).ok_or("no samples")?,
-            samples_ns: latency,
-            discarded,
-        })
+        Ok(())
     }
 
-    fn timeouts(&mut self, samples: usize, timeout_ms: u64) -> Result<Timeouts, String> {
+    /// `count` timed acquires of a held lock: how late after `timeout_ms` each returned.
+    fn timeouts(&mut self, count: usize, timeout_ms: u64) -> Result<Vec<i64>, String> {
         let timeout = signed(timeout_ms * 1_000_000);
         self.acquire_holder()?;
         let mut overshoot = Vec::new();
-        for _ in 0..samples {
+        for _ in 0..count {
             let reply = self.waiter.call(
                 json!({"op": "acquire", "handle": "short", "thread": "waiter"}),
                 REPLY,
@@ -403,12 +565,7 @@ impl Pair {
             overshoot.push(signed(attempt.duration_ns()) - timeout);
         }
         self.release_holder()?;
-        Ok(Timeouts {
-            timeout_ms,
-            overshoot_ns: Summary::of(&overshoot).ok_or("no samples")?,
-            early: overshoot.iter().filter(|&&o| o < 0).count(),
-            samples_ns: overshoot,
-        })
+        Ok(overshoot)
     }
 
     /// The waiter's CPU use while an acquire of `handle` waits for `window`.
@@ -476,6 +633,13 @@ mod tests {
         assert_eq!(summary.mean, 50.5);
         assert!(Summary::of(&[]).is_none());
         assert_eq!(Summary::of(&[7]).unwrap().p99, 7.0);
+    }
+
+    #[test]
+    fn rounds_share_the_samples_out_evenly() {
+        let shares: Vec<usize> = (0..3).map(|round| share(10, round, 3)).collect();
+        assert_eq!(shares, [4, 3, 3]);
+        assert_eq!((0..5).map(|round| share(2, round, 5)).sum::<usize>(), 2);
     }
 
     #[test]
