@@ -45,8 +45,12 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const handles = new Map();
 const files = new Map();
 
+// Milliseconds on the monotonic clock; Date.now() is wall time in whole milliseconds and can make
+// an emulated timeout return up to 1 ms early.
+const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
 async function acquire(h) {
-  const deadline = h.timeout === null ? null : Date.now() + h.timeout;
+  const deadline = h.timeout === null ? null : nowMs() + h.timeout;
   for (;;) {
     try {
       h.release = await lockfile.lock(h.path, OPTIONS);
@@ -55,8 +59,8 @@ async function acquire(h) {
       if (error.code !== 'ELOCKED') return ioError(error);
     }
     if (h.timeout === 0) return 'would_block';
-    if (deadline !== null && Date.now() >= deadline) return contended(h.timeout);
-    await sleep(deadline === null ? POLL_MS : Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
+    if (deadline !== null && nowMs() >= deadline) return contended(h.timeout);
+    await sleep(deadline === null ? POLL_MS : Math.min(POLL_MS, Math.max(0, Math.ceil(deadline - nowMs()))));
   }
 }
 
