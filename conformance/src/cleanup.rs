@@ -21,7 +21,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 /// The environment variable that marks a worker and everything it starts: `RUNNER_PID:SERIAL`.
 pub const TOKEN_ENV: &str = "LOCKSPEC_WORKER_TOKEN";
@@ -55,6 +54,7 @@ pub(crate) fn new_token() -> String {
 }
 
 /// The prefix of every token this process hands out.
+#[cfg(any(unix, test))]
 fn own_prefix() -> String {
     format!("{}:", std::process::id())
 }
@@ -123,6 +123,7 @@ pub fn install() {
 /// removes every registered directory. Returns the number of workers and of directories, for a
 /// message. The registry stays locked, so that nothing new registers
 /// while the process ends.
+#[cfg(unix)]
 fn clean_up_everything() -> (usize, usize, MutexGuard<'static, Registry>) {
     let reg = registry();
     for (pid, children) in reg.workers.values() {
@@ -141,6 +142,7 @@ fn clean_up_everything() -> (usize, usize, MutexGuard<'static, Registry>) {
 
 /// Removes `dir`, first giving back the permissions that a scenario may have taken from its
 /// subdirectories. Returns whether it is gone.
+#[cfg(unix)]
 fn remove_dir_forcefully(dir: &Path) -> bool {
     if std::fs::remove_dir_all(dir).is_ok() || !dir.exists() {
         return true;
@@ -162,11 +164,9 @@ fn restore_permissions(dir: &Path) {
     }
 }
 
-#[cfg(not(unix))]
-fn restore_permissions(_dir: &Path) {}
-
 /// How long [`sweep`] waits for the processes it killed to die.
-const SWEEP_LIMIT: Duration = Duration::from_secs(2);
+#[cfg(unix)]
+const SWEEP_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[cfg(unix)]
 mod sys {
@@ -346,7 +346,6 @@ mod sys {
 
 #[cfg(not(unix))]
 mod sys {
-    pub fn kill_group(_pid: u32, _children: &[u32]) {}
 
     pub fn sweep(_matches: &dyn Fn(&str) -> bool) -> usize {
         0

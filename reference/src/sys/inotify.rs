@@ -44,8 +44,8 @@ pub(crate) struct Backoff {
 
 /// Retries while a watch reports closes: only holders that are not the reference need them.
 const WATCHED: Backoff = Backoff {
-    first: Duration::from_millis(1000),
-    max: Duration::from_millis(2000),
+    first: Duration::from_millis(1),
+    max: Duration::from_millis(20),
 };
 
 /// Retries without a watch: the only way to notice a release.
