@@ -67,6 +67,8 @@ impl Sandbox {
         let mut cmd = Command::new(LOCKSPEC);
         cmd.arg("--root")
             .arg(self.dir.path())
+            .arg("--out")
+            .arg(self.dir.path().join("reports"))
             .arg("--dir")
             .arg(self.dir.path().join("trials"))
             .env_remove("LOCKSPEC_TIMING_SCALE");
@@ -178,6 +180,8 @@ fn a_bad_scale_in_the_environment_names_the_variable() {
     let out = Command::new(LOCKSPEC)
         .arg("--root")
         .arg(sandbox.dir.path())
+        .arg("--out")
+        .arg(sandbox.dir.path().join("reports"))
         .arg("--worker")
         .arg(sandbox.worker())
         .env("LOCKSPEC_TIMING_SCALE", "fast")
@@ -196,6 +200,8 @@ fn a_missing_directory_is_named() {
     let out = Command::new(LOCKSPEC)
         .arg("--root")
         .arg(sandbox.dir.path())
+        .arg("--out")
+        .arg(sandbox.dir.path().join("reports"))
         .arg("--worker")
         .arg(sandbox.worker())
         .arg("--dir")

@@ -413,8 +413,11 @@ fn an_interrupted_lockspec_leaves_no_process_and_no_directory(
 ) {
     let marker = marker("interrupted-cli");
     let dir = tempfile::tempdir().unwrap();
+    let reports = tempfile::tempdir().unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_lockspec"));
     command
+        .arg("--out")
+        .arg(reports.path())
         .arg("--worker")
         .arg(format!(
             "{MISBEHAVE} --mode spawn-child-then-hang --marker {marker}"

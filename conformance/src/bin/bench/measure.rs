@@ -171,7 +171,8 @@ pub struct Abilities {
 struct Subject {
     imp: Implementation,
     abilities: Abilities,
-    dir: tempfile::TempDir,
+    /// Where the lock files are; `None` if it could not be created.
+    dir: Option<tempfile::TempDir>,
     /// `None` once the workers could not be (re)started.
     pair: Option<Pair>,
     measured: Measured,
@@ -302,12 +303,11 @@ impl Subject {
                 let pair = Pair::start(imp, dir.path(), plan)
                     .map_err(|e| failures.push(format!("start: {e}")))
                     .ok();
-                (dir, pair)
+                (Some(dir), pair)
             }
             Err(e) => {
                 failures.push(format!("cannot create a temporary directory: {e}"));
-                // Nothing will run; any directory will do as a placeholder.
-                (tempfile::tempdir().expect("a temporary directory"), None)
+                (None, None)
             }
         };
         if let Some(pair) = &pair {
@@ -382,9 +382,11 @@ impl Subject {
         };
         if let Err(error) = result {
             self.failures.push(format!("{prefix}{error}"));
-            self.pair = Pair::start(&self.imp, self.dir.path(), plan)
-                .map_err(|e| self.failures.push(format!("restart: {e}")))
-                .ok();
+            self.pair = self.dir.as_ref().and_then(|dir| {
+                Pair::start(&self.imp, dir.path(), plan)
+                    .map_err(|e| self.failures.push(format!("restart: {e}")))
+                    .ok()
+            });
         }
     }
 
