@@ -157,16 +157,17 @@ fn implementations(cli: &Cli) -> Result<Vec<Implementation>, String> {
         .collect())
 }
 
-/// How this run was started, for the outputs: `cargo xtask bench` passes it on.
+/// How this run was started, for the outputs: `cargo xtask bench` passes it on; otherwise the
+/// arguments, after the program's file name.
 fn command_line() -> String {
     std::env::var("LOCKSPEC_BENCH_COMMAND").unwrap_or_else(|_| {
-        std::env::args()
-            .map(|a| {
-                Path::new(&a)
-                    .file_name()
-                    .filter(|_| a.contains(std::path::MAIN_SEPARATOR))
-                    .map_or(a.clone(), |name| name.to_string_lossy().into_owned())
-            })
+        let mut args = std::env::args();
+        let program = args.next().unwrap_or_default();
+        let program = Path::new(&program)
+            .file_name()
+            .map_or(program.clone(), |name| name.to_string_lossy().into_owned());
+        std::iter::once(program)
+            .chain(args)
             .collect::<Vec<_>>()
             .join(" ")
     })
