@@ -76,3 +76,25 @@ pub fn trials(
     trials.sort_by(|a, b| a.name().cmp(b.name()));
     trials
 }
+
+/// The path of one of this package's binaries, for its tests: `CARGO_BIN_EXE_<name>` as the test
+/// runner sets it at run time (nextest remaps it when tests run from an archive on another
+/// machine), else as cargo set it at build time.
+#[macro_export]
+macro_rules! bin_path {
+    ($name:literal) => {
+        $crate::runtime_path(
+            concat!("CARGO_BIN_EXE_", $name),
+            env!(concat!("CARGO_BIN_EXE_", $name)),
+        )
+    };
+}
+
+/// The value of the environment variable `var` if it is set, else `built`. Used by [`bin_path!`].
+#[doc(hidden)]
+pub fn runtime_path(var: &str, built: &'static str) -> &'static str {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Box::leak(v.into_boxed_str()),
+        _ => built,
+    }
+}

@@ -43,14 +43,24 @@ impl Suite {
 
 /// The suite's root as built into this crate: the workspace that contains it, unless
 /// `LOCKSPEC_ROOT` names another.
+///
+/// Under a test runner, the crate's directory is taken from `CARGO_MANIFEST_DIR` at run time when
+/// it is set (cargo and nextest set it, and `cargo nextest run --archive-file ... --workspace-remap`
+/// points it at the checkout on the machine that runs the archive), else from build time.
 pub fn default_root() -> PathBuf {
-    match std::env::var_os("LOCKSPEC_ROOT") {
-        Some(root) => PathBuf::from(root),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+    if let Some(root) = std::env::var_os("LOCKSPEC_ROOT") {
+        return PathBuf::from(root);
+    }
+    let at_run_time = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .and_then(|dir| dir.parent().map(Path::to_owned))
+        .filter(|root| root.join("spec/SPEC.md").is_file());
+    at_run_time.unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("the crate lives in the workspace")
-            .to_owned(),
-    }
+            .to_owned()
+    })
 }
 
 /// Reads the rules from the text of `SPEC.md`: headings `### ID — Title` followed, somewhere

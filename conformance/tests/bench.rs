@@ -8,7 +8,7 @@ use serde_json::Value;
 #[test]
 fn a_quick_run_measures_the_reference_and_the_baseline() {
     let out = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_lockspec-bench"))
+    let output = Command::new(lockspec_conformance::bin_path!("lockspec-bench"))
         .args(["--quick", "--impl", "reference", "--out"])
         .arg(out.path())
         .output()
@@ -62,7 +62,7 @@ fn a_quick_run_measures_the_reference_and_the_baseline() {
 
 #[test]
 fn an_unknown_implementation_is_an_error_that_lists_the_known_ones() {
-    let output = Command::new(env!("CARGO_BIN_EXE_lockspec-bench"))
+    let output = Command::new(lockspec_conformance::bin_path!("lockspec-bench"))
         .args(["--impl", "no-such-lock"])
         .output()
         .unwrap();

@@ -10,8 +10,14 @@ use std::process::{Command, Output};
 
 use rstest::rstest;
 
-const LOCKSPEC: &str = env!("CARGO_BIN_EXE_lockspec");
-const MISBEHAVE: &str = env!("CARGO_BIN_EXE_lockspec-worker-misbehave");
+/// The `lockspec` binary.
+fn lockspec_bin() -> &'static str {
+    lockspec_conformance::bin_path!("lockspec")
+}
+/// The `lockspec-worker-misbehave` binary.
+fn misbehave_bin() -> &'static str {
+    lockspec_conformance::bin_path!("lockspec-worker-misbehave")
+}
 
 const GOOD: &str = r#"{
   "description": "a second process blocks while the first holds the lock, in a CLI test",
@@ -56,7 +62,8 @@ impl Sandbox {
     /// The `--worker` command line of a worker that creates the marker and exits at once.
     fn worker(&self) -> String {
         format!(
-            "{MISBEHAVE} --mode exit-at-once --touch {}",
+            "{} --mode exit-at-once --touch {}",
+            misbehave_bin(),
             self.marker().display()
         )
     }
@@ -64,7 +71,7 @@ impl Sandbox {
     /// Runs `lockspec --root SANDBOX --dir SANDBOX/trials ARGS`; with `touch`, the worker is
     /// [`Sandbox::worker`].
     fn lockspec(&self, touch: bool, args: &[&str]) -> Output {
-        let mut cmd = Command::new(LOCKSPEC);
+        let mut cmd = Command::new(lockspec_bin());
         cmd.arg("--root")
             .arg(self.dir.path())
             .arg("--out")
@@ -177,7 +184,7 @@ fn a_wrong_option_is_a_usage_error_and_starts_no_worker(#[case] args: &[&str], #
 #[test]
 fn a_bad_scale_in_the_environment_names_the_variable() {
     let sandbox = Sandbox::new(GOOD);
-    let out = Command::new(LOCKSPEC)
+    let out = Command::new(lockspec_bin())
         .arg("--root")
         .arg(sandbox.dir.path())
         .arg("--out")
@@ -197,7 +204,7 @@ fn a_bad_scale_in_the_environment_names_the_variable() {
 fn a_missing_directory_is_named() {
     let sandbox = Sandbox::new(GOOD);
     let missing = sandbox.dir.path().join("no-such-dir");
-    let out = Command::new(LOCKSPEC)
+    let out = Command::new(lockspec_bin())
         .arg("--root")
         .arg(sandbox.dir.path())
         .arg("--out")

@@ -21,7 +21,10 @@ use lockspec_conformance::suite;
 use lockspec_conformance::timing::{Timing, Window};
 use rstest::rstest;
 
-const MISBEHAVE: &str = env!("CARGO_BIN_EXE_lockspec-worker-misbehave");
+/// The `lockspec-worker-misbehave` binary.
+fn misbehave_bin() -> &'static str {
+    lockspec_conformance::bin_path!("lockspec-worker-misbehave")
+}
 
 /// Two processes, a blocked acquire and its hand-over: every kind of exchange in a few steps.
 const SCENARIO: &str = "identity::two_processes";
@@ -186,7 +189,7 @@ fn against_watched(mode: &str, scenario_id: &str, watch: bool) -> Outcome {
     let marker = marker(mode);
     let imp = Implementation::new(
         format!("misbehave-{mode}"),
-        MISBEHAVE,
+        misbehave_bin(),
         &["--mode", mode, "--marker", &marker],
     );
     let scenario = scenario(scenario_id);
@@ -414,13 +417,14 @@ fn an_interrupted_lockspec_leaves_no_process_and_no_directory(
     let marker = marker("interrupted-cli");
     let dir = tempfile::tempdir().unwrap();
     let reports = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lockspec"));
+    let mut command = Command::new(lockspec_conformance::bin_path!("lockspec"));
     command
         .arg("--out")
         .arg(reports.path())
         .arg("--worker")
         .arg(format!(
-            "{MISBEHAVE} --mode spawn-child-then-hang --marker {marker}"
+            "{} --mode spawn-child-then-hang --marker {marker}",
+            misbehave_bin()
         ))
         .args(["--exact", "--filter", &format!("worker::{SCENARIO}")])
         .args(["--timing-scale", SLOW, "--dir"])
@@ -454,7 +458,7 @@ fn interrupted_test_binary(name: &str, signal: libc::c_int) {
         let (marker, dir) = setup.split_once('\n').expect("marker and directory");
         let imp = Implementation::new(
             "misbehave",
-            MISBEHAVE,
+            misbehave_bin(),
             &["--mode", "spawn-child-then-hang", "--marker", marker],
         );
         let settings = Settings {

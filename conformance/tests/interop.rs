@@ -31,7 +31,7 @@ fn interop_scenarios() -> Vec<Scenario> {
 fn reference() -> Implementation {
     Implementation::new(
         "reference",
-        env!("CARGO_BIN_EXE_lockspec-worker-reference"),
+        lockspec_conformance::bin_path!("lockspec-worker-reference"),
         &[],
     )
 }
@@ -40,7 +40,7 @@ fn reference() -> Implementation {
 fn record_lock() -> Implementation {
     Implementation::new(
         "record-lock",
-        env!("CARGO_BIN_EXE_lockspec-worker-mutants"),
+        lockspec_conformance::bin_path!("lockspec-worker-mutants"),
         &["--mutant", "per-process-record-lock"],
     )
 }

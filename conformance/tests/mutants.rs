@@ -28,7 +28,7 @@ fn judge(mutant: &str, rule: &str) -> Vec<(String, Verdict)> {
     assert!(!citing.is_empty(), "no scenario cites {rule}");
     let imp = Implementation::new(
         format!("mutant-{mutant}"),
-        env!("CARGO_BIN_EXE_lockspec-worker-mutants"),
+        lockspec_conformance::bin_path!("lockspec-worker-mutants"),
         &["--mutant", mutant],
     );
     let settings = settings();

@@ -17,7 +17,7 @@ fn root() -> PathBuf {
 }
 
 fn locations() -> Locations {
-    let reference = Path::new(env!("CARGO_BIN_EXE_lockspec-worker-reference"));
+    let reference = Path::new(lockspec_conformance::bin_path!("lockspec-worker-reference"));
     Locations::new(reference.parent().unwrap(), root())
 }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// Runs `lockspec ARGS --out DIR` and returns its output.
 fn lockspec(out: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lockspec"))
+    Command::new(lockspec_conformance::bin_path!("lockspec"))
         .args(args)
         .arg("--out")
         .arg(out)
@@ -120,7 +120,7 @@ fn a_broken_lock_gets_evidence_and_a_failing_exit_status() {
     let out = tempfile::tempdir().unwrap();
     let worker = format!(
         "{} --mutant delete-on-release",
-        env!("CARGO_BIN_EXE_lockspec-worker-mutants")
+        lockspec_conformance::bin_path!("lockspec-worker-mutants")
     );
     let test = "broken::file::kept_after_release";
     let run = lockspec(

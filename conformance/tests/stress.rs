@@ -18,7 +18,7 @@ type Scripted = (OpKind, u32, Option<u64>);
 fn reference() -> Implementation {
     Implementation::new(
         "reference",
-        env!("CARGO_BIN_EXE_lockspec-worker-reference"),
+        lockspec_conformance::bin_path!("lockspec-worker-reference"),
         &[],
     )
 }
@@ -26,7 +26,7 @@ fn reference() -> Implementation {
 fn mutant(name: &str) -> Implementation {
     Implementation::new(
         format!("mutant-{name}"),
-        env!("CARGO_BIN_EXE_lockspec-worker-mutants"),
+        lockspec_conformance::bin_path!("lockspec-worker-mutants"),
         &["--mutant", name],
     )
 }
