@@ -1,7 +1,5 @@
 //! `cargo xtask conformance`: builds the runner and the workers, then runs the suite.
 
-use std::process::Command;
-
 /// Builds `lockspec` and the Rust workers, then runs `lockspec` with `args`.
 pub fn run(args: &[String]) -> Result<(), String> {
     // `--target windows`: the Windows lane, under Wine on Linux.
@@ -14,20 +12,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if !peers.is_empty() {
         crate::peers::install(Some(&peers));
     }
-    crate::run(crate::cargo().args([
-        "build",
-        "--quiet",
-        "--package",
-        "lockspec-conformance",
-        "--bins",
-    ]))?;
-    let exe = crate::target_dir()
-        .join("debug")
-        .join(format!("lockspec{}", std::env::consts::EXE_SUFFIX));
-    let status = Command::new(&exe)
-        .args(args)
-        .status()
-        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    let exe = crate::build_conformance_bin("lockspec")?;
+    let status = crate::run_built(&exe, args)?;
     if status.success() {
         Ok(())
     } else {

@@ -98,3 +98,26 @@ fn target_dir() -> PathBuf {
         .map(|p| if p.is_absolute() { p } else { root().join(p) })
         .unwrap_or_else(|| root().join("target"))
 }
+
+/// Builds `lockspec` and every worker of `lockspec-conformance` (debug profile) and returns the
+/// path of the binary `name`.
+fn build_conformance_bin(name: &str) -> Result<PathBuf, String> {
+    run(cargo().args([
+        "build",
+        "--quiet",
+        "--package",
+        "lockspec-conformance",
+        "--bins",
+    ]))?;
+    Ok(target_dir()
+        .join("debug")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX)))
+}
+
+/// Runs a built program with `args`, in the current directory, and returns how it ended.
+fn run_built(exe: &Path, args: &[String]) -> Result<std::process::ExitStatus, String> {
+    Command::new(exe)
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))
+}

@@ -1,7 +1,5 @@
 //! `cargo xtask stress`: builds the runner and the workers, then runs `lockspec-stress`.
 
-use std::process::Command;
-
 /// Builds `lockspec-stress` and the Rust workers (and installs the Python and Node peers that
 /// `--impl` names), then runs `lockspec-stress` with `args`; its exit status is kept.
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -23,20 +21,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if !peers.is_empty() {
         crate::peers::install(Some(&peers));
     }
-    crate::run(crate::cargo().args([
-        "build",
-        "--quiet",
-        "--package",
-        "lockspec-conformance",
-        "--bins",
-    ]))?;
-    let exe = crate::target_dir()
-        .join("debug")
-        .join(format!("lockspec-stress{}", std::env::consts::EXE_SUFFIX));
-    let status = Command::new(&exe)
-        .args(args)
-        .status()
-        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    let exe = crate::build_conformance_bin("lockspec-stress")?;
+    let status = crate::run_built(&exe, args)?;
     match status.code() {
         Some(0) => Ok(()),
         Some(1) => Err("the stress run found a violation".into()),
