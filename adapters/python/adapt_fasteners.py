@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from importlib.metadata import version
 
 import fasteners
-from lockspec_adapter import contended, io_error, serve
+from lockspec_adapter import contended, io_error, release_outcome, serve
 
 
 class Lock:
@@ -31,14 +31,8 @@ class Lock:
         return "acquired" if acquired else contended(self.timeout)
 
     def release(self):
-        try:
-            self.lock.release()
-        except threading.ThreadError:
-            # fasteners raises ThreadError("Unable to release an unaquired lock").
-            return "not_held"
-        except OSError as error:
-            return io_error(error)
-        return "released"
+        # fasteners raises ThreadError("Unable to release an unaquired lock").
+        return release_outcome(self.lock.release, not_held=threading.ThreadError)
 
 
 def open_lock(path, timeout, callback):

@@ -8,7 +8,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from importlib.metadata import version
 
 import locket
-from lockspec_adapter import contended, io_error, serve
+from lockspec_adapter import contended, io_error, release_outcome, serve
 
 
 class Lock:
@@ -28,14 +28,8 @@ class Lock:
         return "acquired"
 
     def release(self):
-        try:
-            self.lock.release()
-        except locket.LockError:
-            # locket raises LockError("cannot release unlocked lock") for an unheld lock.
-            return "not_held"
-        except OSError as error:
-            return io_error(error)
-        return "released"
+        # locket raises LockError("cannot release unlocked lock") for an unheld lock.
+        return release_outcome(self.lock.release, not_held=locket.LockError)
 
 
 def open_lock(path, timeout, callback):

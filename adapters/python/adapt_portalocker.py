@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from importlib.metadata import version
 
 import portalocker
-from lockspec_adapter import contended, io_error, serve
+from lockspec_adapter import contended, io_error, release_outcome, serve
 
 
 class Lock:
@@ -33,11 +33,8 @@ class Lock:
         return "acquired"
 
     def release(self):
-        try:
-            self.lock.release()
-        except OSError as error:
-            return io_error(error)
-        return "released"
+        # The library reports no "not held" error of its own.
+        return release_outcome(self.lock.release)
 
 
 def open_lock(path, timeout, callback):

@@ -34,6 +34,19 @@ def io_error(error):
     return ("io_error", str(error))
 
 
+def release_outcome(call, not_held=()):
+    """The outcome of a release made by `call()`: `not_held` when it raises one of the library's
+    exception types in `not_held` (the library's own "not held" error), `io_error` for an error of
+    the file system, else `released`."""
+    try:
+        call()
+    except not_held:
+        return "not_held"
+    except OSError as error:
+        return io_error(error)
+    return "released"
+
+
 class _Worker:
     def __init__(self, implementation, version, capabilities, open_lock):
         self.hello = {"protocol": PROTOCOL, "implementation": implementation, "version": version,
