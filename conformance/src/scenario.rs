@@ -936,24 +936,13 @@ mod tests {
         ["IDN-1", "IDN-2"].iter().map(|s| s.to_string()).collect()
     }
 
-    const GOOD: &str = r#"{
-  "description": "a second process blocks while the first holds the lock",
-  "rules": ["IDN-2"],
-  "processes": ["p1", "p2"],
-  "steps": [
-    {"op": "open", "process": "p1", "handle": "a", "path": "x.lock"},
-    {"op": "acquire", "process": "p1", "handle": "a", "expect": "acquired"},
-    {"op": "open", "process": "p2", "handle": "a", "path": "x.lock"},
-    {"op": "acquire", "process": "p2", "handle": "a", "expect": "blocks"},
-    {"op": "release", "process": "p1", "handle": "a", "expect": "released"},
-    {"op": "await", "process": "p2", "expect": ["acquired"]}
-  ]
-}"#;
+    /// A scenario that loads, and that the cases below break one way each.
+    const GOOD: &str = include_str!("../tests/fixtures/good_scenario.json");
 
     #[test]
     fn a_good_scenario_parses() {
         let s = parse("identity::x", Path::new("x.json"), GOOD, &rules()).unwrap();
-        assert_eq!(s.steps.len(), 6);
+        assert_eq!(s.steps.len(), 7);
         assert!(
             matches!(&s.steps[3], Step::Acquire { expect: Expect::Blocks, thread, .. } if thread == "main")
         );
@@ -982,9 +971,9 @@ mod tests {
         "unknown outcome kind `aquired`"
     )]
     #[case::impossible_timeout(
-        r#""expect": ["acquired"]"#,
-        r#""expect": ["timed_out"]"#,
-        11,
+        r#""handle": "a", "expect": "acquired"}"#,
+        r#""handle": "a", "expect": "timed_out"}"#,
+        7,
         "can never time out"
     )]
     #[case::await_nothing(

@@ -19,20 +19,8 @@ fn misbehave_bin() -> &'static str {
     lockspec_conformance::bin_path!("lockspec-worker-misbehave")
 }
 
-const GOOD: &str = r#"{
-  "description": "a second process blocks while the first holds the lock, in a CLI test",
-  "rules": ["IDN-2"],
-  "processes": ["p1", "p2"],
-  "steps": [
-    {"op": "open", "process": "p1", "handle": "a", "path": "x.lock"},
-    {"op": "acquire", "process": "p1", "handle": "a", "expect": "acquired"},
-    {"op": "open", "process": "p2", "handle": "a", "path": "x.lock", "timeout": "short"},
-    {"op": "acquire", "process": "p2", "handle": "a", "expect": "blocks"},
-    {"op": "release", "process": "p1", "handle": "a", "expect": "released"},
-    {"op": "await", "process": "p2", "expect": ["acquired"]},
-    {"op": "close", "process": "p2", "handle": "a"}
-  ]
-}"#;
+/// A scenario that loads, and that the cases below break one way each.
+const GOOD: &str = include_str!("fixtures/good_scenario.json");
 
 /// A suite root holding the real spec and one scenario, `scenarios/identity/bad.json`, and the
 /// path of a marker file that a started worker would create.

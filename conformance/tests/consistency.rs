@@ -106,19 +106,8 @@ fn scenario_directories_follow_the_spec_areas() {
     }
 }
 
-const GOOD: &str = r#"{
-  "description": "a second process blocks while the first holds the lock, in a test",
-  "rules": ["IDN-2"],
-  "processes": ["p1", "p2"],
-  "steps": [
-    {"op": "open", "process": "p1", "handle": "a", "path": "x.lock"},
-    {"op": "acquire", "process": "p1", "handle": "a", "expect": "acquired"},
-    {"op": "open", "process": "p2", "handle": "a", "path": "x.lock", "timeout": "short"},
-    {"op": "acquire", "process": "p2", "handle": "a", "expect": "blocks"},
-    {"op": "release", "process": "p1", "handle": "a", "expect": "released"},
-    {"op": "await", "process": "p2", "expect": ["acquired"]}
-  ]
-}"#;
+/// A scenario that loads, and that the cases below break one way each.
+const GOOD: &str = include_str!("fixtures/good_scenario.json");
 
 /// A copy of the spec with one extra scenario file, loaded as a whole suite.
 fn load_with(text: &str) -> Result<Suite, Vec<scenario::LoadError>> {
