@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::measure::{Handoff, Measured, Plan};
+use crate::measure::{Handoff, Measured, Plan, Summary};
 use crate::raw::{self, InProcess};
 
 /// The whole run, as written to `bench.json`.
@@ -167,27 +167,14 @@ impl Report {
             ));
             row.push(uncontended.map_or("—".into(), |u| rate(u.per_second)));
             for handoff in [m.handoff_blocking.as_ref(), m.handoff_timed.as_ref()] {
-                row.push(cell(
-                    handoff.map(|h| h.latency_ns.p50),
-                    base_blocking.map(|h| h.latency_ns.p50),
-                    duration,
-                ));
-                row.push(cell(
-                    handoff.map(|h| h.latency_ns.p99),
-                    base_blocking.map(|h| h.latency_ns.p99),
-                    duration,
+                row.extend(p50_p99(
+                    handoff.map(|h| &h.latency_ns),
+                    base_blocking.map(|h| &h.latency_ns),
                 ));
             }
-            let timeouts = m.timeouts.as_ref();
-            row.push(cell(
-                timeouts.map(|t| t.overshoot_ns.p50),
-                base_timeouts.map(|t| t.overshoot_ns.p50),
-                duration,
-            ));
-            row.push(cell(
-                timeouts.map(|t| t.overshoot_ns.p99),
-                base_timeouts.map(|t| t.overshoot_ns.p99),
-                duration,
+            row.extend(p50_p99(
+                m.timeouts.as_ref().map(|t| &t.overshoot_ns),
+                base_timeouts.map(|t| &t.overshoot_ns),
             ));
             let cpu = m.cpu.as_ref();
             // A process blocked in the kernel uses next to nothing: a ratio to it means nothing
@@ -412,6 +399,14 @@ impl Report {
 }
 
 /// A value and its ratio to the baseline's, as one cell: `12.3 µs ×1.05`.
+/// The p50 and p99 cells of a duration summary, each with its ratio to the baseline's.
+fn p50_p99(value: Option<&Summary>, base: Option<&Summary>) -> [String; 2] {
+    [
+        cell(value.map(|v| v.p50), base.map(|b| b.p50), duration),
+        cell(value.map(|v| v.p99), base.map(|b| b.p99), duration),
+    ]
+}
+
 fn cell(value: Option<f64>, base: Option<f64>, show: fn(f64) -> String) -> String {
     match (value, base) {
         (Some(v), Some(b)) if b > 0.0 => format!("{} ×{}", show(v), ratio(v / b)),
