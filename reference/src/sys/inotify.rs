@@ -26,32 +26,19 @@
 //! inotify is unavailable (the limit is reached, no `/proc`), the waiter falls back to the backoff
 //! alone, starting at 0.5 ms and capped at 10 ms.
 
-use std::fs::{File, TryLockError};
+use std::fs::File;
 use std::io::{self, ErrorKind};
+
+use super::{Backoff, POLLING, retry_until};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-/// How a waiter paces its retries when no event wakes it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Backoff {
-    /// The first pause.
-    pub(crate) first: Duration,
-    /// The longest pause; each pause doubles the previous one up to this.
-    pub(crate) max: Duration,
-}
-
 /// Retries while a watch reports closes: only holders that are not the reference need them.
 const WATCHED: Backoff = Backoff {
     first: Duration::from_millis(1),
     max: Duration::from_millis(20),
-};
-
-/// Retries without a watch: the only way to notice a release.
-const UNWATCHED: Backoff = Backoff {
-    first: Duration::from_micros(500),
-    max: Duration::from_millis(10),
 };
 
 /// How many idle inotify instances the pool keeps for the next waiters: enough for the usual
@@ -67,36 +54,11 @@ static POOL: Mutex<Vec<OwnedFd>> = Mutex::new(Vec::new());
 /// returns `Ok(false)` before the deadline.
 pub(crate) fn lock_until(file: &File, deadline: Instant) -> io::Result<bool> {
     match Watch::new(file) {
-        Some(watch) => wait(file, deadline, WATCHED, |pause| watch.wait(pause)),
-        None => wait(file, deadline, UNWATCHED, |pause| {
+        Some(watch) => retry_until(file, deadline, WATCHED, |pause| watch.wait(pause)),
+        None => retry_until(file, deadline, POLLING, |pause| {
             std::thread::sleep(pause);
             Ok(())
         }),
-    }
-}
-
-/// The waiting loop: retry the lock, then `pause` (which returns early on an event) until the
-/// next retry or the deadline.
-fn wait(
-    file: &File,
-    deadline: Instant,
-    backoff: Backoff,
-    mut pause: impl FnMut(Duration) -> io::Result<()>,
-) -> io::Result<bool> {
-    let mut next = backoff.first;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(true),
-            Err(TryLockError::WouldBlock) => {}
-            Err(TryLockError::Error(err)) if err.kind() == ErrorKind::Interrupted => {}
-            Err(TryLockError::Error(err)) => return Err(err),
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(false);
-        }
-        pause(next.min(deadline - now))?;
-        next = (next * 2).min(backoff.max);
     }
 }
 
@@ -359,7 +321,7 @@ mod tests {
         sleeping: &mpsc::Sender<()>,
     ) -> io::Result<bool> {
         let watch = Watch::new(file).expect("inotify is available");
-        wait(file, deadline, EVENTS_ONLY, |pause| {
+        retry_until(file, deadline, EVENTS_ONLY, |pause| {
             // The test may have stopped listening.
             let _ = sleeping.send(());
             watch.wait(pause)

@@ -127,23 +127,64 @@ fn open_read_write_or_read_only(path: &std::path::Path) -> std::io::Result<std::
     Ok(file)
 }
 
+/// How a waiter paces its retries when no event wakes it.
+#[cfg(unix)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Backoff {
+    /// The first pause.
+    pub(crate) first: std::time::Duration,
+    /// The longest pause; each pause doubles the previous one up to this.
+    pub(crate) max: std::time::Duration,
+}
+
+/// Retries with nothing to wake the waiter: the only way to notice a release.
+#[cfg(unix)]
+pub(crate) const POLLING: Backoff = Backoff {
+    first: std::time::Duration::from_micros(500),
+    max: std::time::Duration::from_millis(10),
+};
+
+/// The waiting loop: retry `File::try_lock`, then `pause` (which may return early, on an event)
+/// until the next retry or the deadline, whichever is first. Always makes at least one attempt,
+/// even when the deadline has already passed, and never returns `Ok(false)` before the deadline.
+#[cfg(unix)]
+pub(crate) fn retry_until(
+    file: &std::fs::File,
+    deadline: std::time::Instant,
+    backoff: Backoff,
+    mut pause: impl FnMut(std::time::Duration) -> std::io::Result<()>,
+) -> std::io::Result<bool> {
+    use std::fs::TryLockError;
+    use std::io::ErrorKind;
+
+    let mut next = backoff.first;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(true),
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(err)) if err.kind() == ErrorKind::Interrupted => {}
+            Err(TryLockError::Error(err)) => return Err(err),
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        pause(next.min(deadline - now))?;
+        next = (next * 2).min(backoff.max);
+    }
+}
+
 /// Takes the OS lock on `file`, waiting at most until `deadline` (forever for `None`).
 ///
-/// Without a deadline this is the blocking `File::lock`. With one it polls `File::try_lock`,
-/// sleeping with exponential backoff between attempts and never past the deadline; it always
-/// makes at least one attempt, even when the deadline has already passed. Linux replaces the
+/// Without a deadline this is the blocking `File::lock`. With one it polls `File::try_lock`
+/// ([`retry_until`] with [`POLLING`]), never sleeping past the deadline. Linux replaces the
 /// polling with a wait for inotify events (`inotify.rs`); other Unixes have nothing better here.
 #[cfg(unix)]
 fn poll_lock_until(
     file: &std::fs::File,
     deadline: Option<std::time::Instant>,
 ) -> std::io::Result<bool> {
-    use std::fs::TryLockError;
     use std::io::ErrorKind;
-    use std::time::{Duration, Instant};
-
-    const FIRST_BACKOFF: Duration = Duration::from_micros(500);
-    const MAX_BACKOFF: Duration = Duration::from_millis(10);
 
     let Some(deadline) = deadline else {
         loop {
@@ -155,19 +196,8 @@ fn poll_lock_until(
             }
         }
     };
-    let mut backoff = FIRST_BACKOFF;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(true),
-            Err(TryLockError::WouldBlock) => {}
-            Err(TryLockError::Error(err)) if err.kind() == ErrorKind::Interrupted => {}
-            Err(TryLockError::Error(err)) => return Err(err),
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(false);
-        }
-        std::thread::sleep(backoff.min(deadline - now));
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
+    retry_until(file, deadline, POLLING, |pause| {
+        std::thread::sleep(pause);
+        Ok(())
+    })
 }
