@@ -206,22 +206,25 @@ fn has_evidence(c: &Counts) -> bool {
     c.fail + c.error + c.unexpected + c.expected_fail > 0
 }
 
-fn matrix(out: &mut String, report: &Report) {
-    let _ = writeln!(out, "<h2 id=\"matrix\">Rules × implementations</h2>");
-    legend(out, report);
+/// Opens a matrix table: `corner` (the head cells before the implementations), then one column
+/// head per implementation, written vertically when there are many.
+fn matrix_head(out: &mut String, report: &Report, corner: &str) {
     let rot = if report.implementations.len() > 4 {
         " rot"
     } else {
         ""
     };
-    let _ = write!(
-        out,
-        "<table class=\"matrix{rot}\">\n<thead><tr><th>rule</th><th>title</th>"
-    );
+    let _ = write!(out, "<table class=\"matrix{rot}\">\n<thead><tr>{corner}");
     for imp in &report.implementations {
         let _ = write!(out, "<th class=\"impl\">{}</th>", e(&imp.column()));
     }
     let _ = writeln!(out, "</tr></thead>\n<tbody>");
+}
+
+fn matrix(out: &mut String, report: &Report) {
+    let _ = writeln!(out, "<h2 id=\"matrix\">Rules × implementations</h2>");
+    legend(out, report);
+    matrix_head(out, report, "<th>rule</th><th>title</th>");
     for (r, row) in report.matrix.iter().enumerate() {
         let _ = write!(
             out,
@@ -257,19 +260,7 @@ fn interop(out: &mut String, report: &Report) {
             .join(", ")
     );
     legend(out, report);
-    let rot = if report.implementations.len() > 4 {
-        " rot"
-    } else {
-        ""
-    };
-    let _ = write!(
-        out,
-        "<table class=\"matrix{rot}\">\n<thead><tr><th>holds ↓ · waits →</th>"
-    );
-    for imp in &report.implementations {
-        let _ = write!(out, "<th class=\"impl\">{}</th>", e(&imp.column()));
-    }
-    let _ = writeln!(out, "</tr></thead>\n<tbody>");
+    matrix_head(out, report, "<th>holds ↓ · waits →</th>");
     let n = report.implementations.len();
     for (r, first) in report.implementations.iter().enumerate() {
         let _ = write!(out, "<tr><th class=\"rule\">{}</th>", e(&first.name));
