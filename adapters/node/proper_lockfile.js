@@ -108,7 +108,7 @@ async function execute(c) {
   switch (c.op) {
     case 'hello':
       return reply(c.seq, 'hello', {
-        protocol: 1, implementation: 'proper-lockfile', version, language: 'node',
+        protocol: 2, implementation: 'proper-lockfile', version, language: 'node',
         capabilities: ['timeout_emulated'],
       });
     case 'open':

@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 
-PROTOCOL = 1
+PROTOCOL = 2
 # How long the worker waits for commands already received once its input has ended.
 EXIT_GRACE = 1.0
 # The idle child of spawn_child: the same interpreter, started with subprocess's defaults.

@@ -462,10 +462,15 @@ mod tests {
     use rstest::rstest;
 
     use super::*;
-    use crate::run::Failure;
+    use crate::run::{FailKind, Failure};
 
     fn failure(step: Option<usize>, observed: &str) -> Failure {
         Failure {
+            kind: if observed.starts_with("no reply after") {
+                FailKind::NoReply
+            } else {
+                FailKind::WrongOutcome
+            },
             step,
             summary: "acquire".into(),
             expected: "acquired".into(),
@@ -546,6 +551,7 @@ mod tests {
     #[test]
     fn not_installed_never_matches() {
         let verdict = Verdict::Error(Failure {
+            kind: FailKind::Unavailable,
             step: None,
             summary: "start the workers".into(),
             expected: INSTALLED_TEXT.into(),

@@ -5,6 +5,7 @@
 //! [`run::run`] plays one scenario against one [`process::Implementation`] and returns a
 //! [`run::TrialReport`]; [`trials`] turns the whole matrix into libtest-mimic trials.
 
+pub mod calibrate;
 pub mod cleanup;
 pub mod expectations;
 pub mod implementations;
@@ -13,6 +14,7 @@ pub mod process;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod session;
 pub mod stress;
 pub mod suite;
 pub mod timing;

@@ -10,9 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use clap::Parser;
+use lockspec_conformance::calibrate;
 use lockspec_conformance::expectations::{self, Cell, Expectations, Expected};
 use lockspec_conformance::implementations as builtins;
-use lockspec_conformance::report::{self, Environment, ExpectationNote, Finished, Recorder};
+use lockspec_conformance::report::{
+    self, Environment, ExpectationNote, Finished, Margins, Recorder,
+};
 use lockspec_conformance::run::{self, TrialReport, Verdict};
 use lockspec_conformance::scenario::Scenario;
 use lockspec_conformance::timing::Timing;
@@ -115,11 +118,18 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
     {
         return Err(format!("--dir {}: not a directory", dir.display()));
     }
-    let settings = Settings {
-        timing,
-        dir: cli.dir.clone(),
-    };
     let implementations = implementations(&cli, &root)?;
+    let noise = calibrate::calibrate(
+        &reference(&root)?,
+        cli.dir.as_deref(),
+        timing,
+        calibrate::DEFAULT_ROUNDS,
+    )?;
+    let settings = Settings {
+        timing: timing.with_noise(noise),
+        dir: cli.dir.clone(),
+        reference: Some(reference(&root)?),
+    };
 
     let mut expected: HashMap<String, Expectations> = HashMap::new();
     for imp in &implementations {
@@ -150,6 +160,10 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
         jobs,
         &command_line(),
     );
+    let mut environment = environment;
+    let margins = Margins::of(&settings.timing);
+    println!("margins: {}", margins.line());
+    environment.margins = Some(margins);
     let lock_base = cli.dir.clone().unwrap_or_else(std::env::temp_dir);
     let mut recorder = Recorder::new(environment, &suite, &implementations, &lock_base);
     for imp in &implementations {
@@ -221,6 +235,15 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The reference implementation's worker, which calibrates the margins.
+fn reference(root: &Path) -> Result<Implementation, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let bin_dir = exe.parent().ok_or("this program has no directory")?;
+    let at = builtins::Locations::new(bin_dir, root);
+    let reference = builtins::find("reference").ok_or("no built-in reference")?;
+    reference.resolve(&at).map_err(|e| e.to_string())
 }
 
 /// The implementations named on the command line, with their worker commands. A built-in one

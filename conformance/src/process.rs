@@ -103,6 +103,8 @@ pub struct Msg {
     pub proc: usize,
     /// When the runner received it.
     pub at: Instant,
+    /// The same moment on the shared monotonic clock of `lockspec_protocol::now_ns`.
+    pub at_ns: u64,
     /// What was received.
     pub incoming: Incoming,
 }
@@ -208,6 +210,7 @@ impl WorkerProcess {
                 let msg = Msg {
                     proc,
                     at: Instant::now(),
+                    at_ns: lockspec_protocol::now_ns(),
                     incoming,
                 };
                 if tx.send(msg).is_err() || end {

@@ -7,23 +7,25 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use lockspec_protocol::{Op, Reply, Span, now_ns};
 
-use crate::process::{Implementation, Incoming, Msg, WorkerProcess, is_privileged};
+use crate::process::{Implementation, is_privileged};
 use crate::scenario::{Expect, Kind, Requirement, Scenario, Step, parse_mode};
+use crate::session::{Broken, BrokenKind, Delivery, Sent, Session};
 use crate::timing::{Timeout, Timing, Window};
-
-/// The protocol version this runner speaks.
-pub const PROTOCOL_VERSION: u64 = 1;
 
 /// Where and how trials run.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     /// Margins.
     pub timing: Timing,
+    /// The reference implementation that measures the machine's noise: once per process
+    /// ([`crate::calibrate::shared`]) when `timing` was not calibrated already, and again when a
+    /// lock is judged too slow, so that a verdict of slowness holds against the noise of the
+    /// moment too. `None` judges with the floors alone.
+    pub reference: Option<Implementation>,
     /// Parent directory for the trials' temporary directories (default: the system's).
     pub dir: Option<PathBuf>,
 }
@@ -53,9 +55,41 @@ impl Verdict {
     }
 }
 
+/// What kind of wrong: decided where the failure is seen, so that nothing downstream reads the
+/// words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailKind {
+    /// An outcome the step does not allow.
+    WrongOutcome,
+    /// No reply in time to an operation that had to answer: the lock hung.
+    NoReply,
+    /// An operation that had to block completed before anything freed the lock.
+    NotBlocked,
+    /// An operation that had to complete at once, or a woken waiter, took too long.
+    Slow,
+    /// A timeout fired before its time.
+    Early,
+    /// A timeout fired too long after its time.
+    Late,
+    /// The contention callback was called the wrong number of times.
+    Callbacks,
+    /// The lock file is not as it must be.
+    File,
+    /// The stress history shows a violation.
+    History,
+    /// The worker broke the protocol, crashed or hung on a command that never waits.
+    Broken(BrokenKind),
+    /// The worker broke in a way the runner saw itself (a file it could not write, say).
+    Runner,
+    /// The implementation is not installed here.
+    Unavailable,
+}
+
 /// What went wrong, and where.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
+    /// What kind of wrong.
+    pub kind: FailKind,
     /// Index of the step (0-based), if a step was running.
     pub step: Option<usize>,
     /// The step in words.
@@ -76,12 +110,12 @@ impl Failure {
     /// Whether the failure is an operation that got no reply in time (it hung), rather than a
     /// wrong reply.
     pub fn hung(&self) -> bool {
-        self.observed.starts_with(NO_REPLY)
+        self.kind == FailKind::NoReply
     }
 
     /// Whether the implementation could not run at all here (not installed): nothing was tried.
     pub fn unavailable(&self) -> bool {
-        self.step.is_none() && self.expected == INSTALLED
+        self.kind == FailKind::Unavailable
     }
 }
 
@@ -113,6 +147,8 @@ pub struct WorkerInfo {
     pub language: Option<String>,
     /// The optional features it declared.
     pub capabilities: Vec<String>,
+    /// The protocol version it speaks: 1 is judged on the runner's clock.
+    pub protocol: Option<u64>,
 }
 
 /// Runs `scenario` against `imp`.
@@ -126,6 +162,26 @@ pub fn run(imp: &Implementation, scenario: &Scenario, settings: &Settings) -> Tr
 pub fn run_mixed(imps: &[Implementation], scenario: &Scenario, settings: &Settings) -> TrialReport {
     crate::cleanup::install();
     let start = Instant::now();
+    let mut settings = settings.clone();
+    if let Some(reference) = settings
+        .reference
+        .as_ref()
+        .filter(|_| settings.timing.noise().samples == 0)
+    {
+        match crate::calibrate::shared(reference, settings.timing) {
+            Ok(noise) => settings.timing = settings.timing.with_noise(noise),
+            Err(e) => {
+                return TrialReport {
+                    verdict: Stop::Broken(e).into_verdict(None, "calibrate the margins".into()),
+                    elapsed: start.elapsed(),
+                    timeline: Vec::new(),
+                    stderr: Vec::new(),
+                    workers: Vec::new(),
+                };
+            }
+        }
+    }
+    let settings = &settings;
     let mut trial = match Trial::new(imps, scenario, settings, start) {
         Ok(t) => t,
         Err(stop) => {
@@ -139,14 +195,14 @@ pub fn run_mixed(imps: &[Implementation], scenario: &Scenario, settings: &Settin
         }
     };
     let verdict = trial.run_all();
-    for p in &mut trial.procs {
-        p.kill_all();
-    }
-    let stderr = scenario
-        .processes
-        .iter()
-        .zip(&trial.procs)
-        .map(|(name, p)| (name.clone(), p.stderr_tail()))
+    trial.session.kill_all();
+    let stderr = (0..trial.session.len())
+        .map(|p| {
+            (
+                trial.session.name(p).to_owned(),
+                trial.session.stderr_tail(p),
+            )
+        })
         .collect();
     TrialReport {
         verdict,
@@ -162,8 +218,13 @@ enum Stop {
     Fail {
         expected: String,
         observed: String,
+        /// The step to blame, when it is not the one being played.
+        step: Option<usize>,
+        kind: FailKind,
     },
     Broken(String),
+    /// A worker broke the protocol, as the session saw it.
+    Protocol(Broken),
     Skip(String),
     /// The implementation cannot run here (not installed), with the message that says why.
     Unavailable(String),
@@ -171,28 +232,57 @@ enum Stop {
 
 impl Stop {
     fn fail(expected: impl Into<String>, observed: impl Into<String>) -> Stop {
+        Stop::failed(FailKind::WrongOutcome, expected, observed)
+    }
+
+    fn failed(kind: FailKind, expected: impl Into<String>, observed: impl Into<String>) -> Stop {
         Stop::Fail {
             expected: expected.into(),
             observed: observed.into(),
+            step: None,
+            kind,
+        }
+    }
+
+    /// The step this stop blames, when it is not the one being played.
+    fn blamed_step(&self) -> Option<usize> {
+        match self {
+            Stop::Fail { step, .. } => *step,
+            _ => None,
         }
     }
 
     fn into_verdict(self, step: Option<usize>, summary: String) -> Verdict {
         match self {
-            Stop::Fail { expected, observed } => Verdict::Fail(Failure {
+            Stop::Fail {
+                expected,
+                observed,
+                kind,
+                ..
+            } => Verdict::Fail(Failure {
+                kind,
                 step,
                 summary,
                 expected,
                 observed,
             }),
             Stop::Broken(observed) => Verdict::Error(Failure {
+                kind: FailKind::Runner,
                 step,
                 summary,
                 expected: "a worker that follows the protocol".into(),
                 observed,
             }),
+            Stop::Protocol(broken) => Verdict::Error(Failure {
+                kind: FailKind::Broken(broken.kind),
+                step,
+                summary,
+                expected: "a worker that follows the protocol".into(),
+                observed: broken.message,
+            }),
             Stop::Skip(reason) => Verdict::Skip(reason),
             Stop::Unavailable(observed) => Verdict::Error(Failure {
+                kind: FailKind::Unavailable,
                 step,
                 summary,
                 expected: INSTALLED.into(),
@@ -204,52 +294,69 @@ impl Stop {
 
 /// A reply, as received.
 #[derive(Debug, Clone)]
-struct Reply {
+struct Received {
     kind: Kind,
     detail: Option<String>,
+    /// When the runner read it.
     at: Instant,
-    value: Value,
+    /// The library call's start and end on the worker's clock (protocol 2).
+    span: Option<Span>,
+    /// The command it answers.
+    sent: Sent,
+    reply: Reply,
 }
 
-/// A command sent and not yet answered.
-#[derive(Debug, Clone)]
-struct Sent {
-    sent_at: Instant,
-    op: String,
+impl Received {
+    /// How long the call took: on the worker's clock when it gave its times, else from sending
+    /// the command to reading the reply.
+    fn took(&self) -> Duration {
+        self.span.map_or_else(
+            || self.at.saturating_duration_since(self.sent.at),
+            Span::duration,
+        )
+    }
+
+    fn detail(&self) -> String {
+        self.detail
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default()
+    }
 }
-
-/// The commands that call the lock itself and may wait on it, rightly (`acquire`) or because the
-/// lock is broken: no reply to them is the lock's failure. No reply to any other command is the
-/// worker's (spec/PROTOCOL.md, Errors).
-const LOCK_OPS: [&str; 2] = ["acquire", "release"];
-
-/// How often a wait for replies checks that the workers are still running.
-const LIVENESS_POLL: Duration = Duration::from_millis(50);
-
-/// How long the output of a worker that has exited may take to arrive.
-const EXIT_GRACE: Duration = Duration::from_millis(500);
 
 /// An operation left blocked on a thread.
 #[derive(Debug, Clone)]
 struct Pending {
+    proc: usize,
     seq: u64,
-    sent_at: Instant,
+    sent: Sent,
     handle: String,
+    /// The step that sent it, which is blamed if it turns out not to have blocked.
+    step: usize,
+    /// When the first command that could free the lock (a release, a close, a kill) was sent
+    /// after it, on the shared clock.
+    freed_from_ns: Option<u64>,
 }
 
 struct Trial<'a> {
     scenario: &'a Scenario,
     timing: Timing,
+    /// The workers; before `dir`, so that they are killed before it is removed.
+    session: Session,
     dir: tempfile::TempDir,
     /// `dir` in the signal handler's registry; after `dir`, so it is removed first.
     _dir_entry: crate::cleanup::DirEntry,
     start: Instant,
-    procs: Vec<WorkerProcess>,
     index: HashMap<String, usize>,
-    rx: Receiver<Msg>,
-    next_seq: Vec<u64>,
-    outstanding: Vec<HashMap<u64, Sent>>,
-    replies: HashMap<(usize, u64), Reply>,
+    replies: HashMap<(usize, u64), Received>,
+    /// The latest moment, on the shared clock, at which a command that frees a lock completed
+    /// (a release's reply, a kill's reaping): where a woken waiter's hand-off is measured from.
+    freed_ns: Vec<u64>,
+    /// The step being played.
+    current: usize,
+    /// What measures the noise again before a lock is judged too slow, and whether it has.
+    reference: Option<Implementation>,
+    rechecked: bool,
     pending: HashMap<(usize, String), Pending>,
     timeouts: HashMap<(usize, String), Timeout>,
     failed_open: HashSet<(usize, String)>,
@@ -300,47 +407,41 @@ impl<'a> Trial<'a> {
                 ))
             })?;
         }
-        let (tx, rx) = mpsc::channel();
-        let mut procs = Vec::new();
-        for i in 0..scenario.processes.len() {
+        let mut session = Session::new(dir.path());
+        for (i, name) in scenario.processes.iter().enumerate() {
             let Some(imp) = imps.get(i).or(imps.last()) else {
                 return Err(Stop::Broken(
                     "no implementation to play the processes".into(),
                 ));
             };
-            match WorkerProcess::spawn(imp, i, dir.path(), tx.clone(), unprivileged) {
-                Ok(p) => procs.push(p),
-                Err(e) if unprivileged && is_privileged() => {
+            match session.spawn(imp, name.clone(), unprivileged) {
+                Ok(_) => {}
+                Err((_, e)) if unprivileged && is_privileged() => {
                     return Err(Stop::Skip(format!(
                         "the runner is root and cannot start the worker as an unprivileged user: {e}"
                     )));
                 }
-                Err(e) => {
-                    return Err(Stop::Broken(format!(
-                        "cannot start the worker `{}`: {e}",
-                        imp.command_line()
-                    )));
-                }
+                Err((broken, _)) => return Err(Stop::Protocol(broken)),
             }
         }
-        let n = procs.len();
         let mut trial = Trial {
             scenario,
             timing: settings.timing,
+            session,
             dir,
             _dir_entry: dir_entry,
             start,
-            procs,
             index: scenario
                 .processes
                 .iter()
                 .enumerate()
                 .map(|(i, p)| (p.clone(), i))
                 .collect(),
-            rx,
-            next_seq: vec![0; n],
-            outstanding: vec![HashMap::new(); n],
             replies: HashMap::new(),
+            freed_ns: Vec::new(),
+            current: 0,
+            reference: settings.reference.clone(),
+            rechecked: false,
             pending: HashMap::new(),
             timeouts: HashMap::new(),
             failed_open: HashSet::new(),
@@ -363,52 +464,39 @@ impl<'a> Trial<'a> {
     }
 
     fn handshake(&mut self) -> Result<(), Stop> {
-        let mut seqs = Vec::new();
-        for p in 0..self.procs.len() {
-            seqs.push(self.send(p, json!({"op": "hello", "protocol": PROTOCOL_VERSION}))?);
-        }
         let deadline = Instant::now() + self.timing.startup();
+        let mut early = Vec::new();
+        self.session
+            .handshake(deadline, &mut early)
+            .map_err(|mut broken| {
+                if broken.kind == BrokenKind::NoHello {
+                    broken.message = format!(
+                        "worker {} did not answer `hello` within {}",
+                        broken.worker.map_or("?", |w| self.session.name(w)),
+                        ms(self.timing.startup())
+                    );
+                }
+                Stop::Protocol(broken)
+            })?;
+        for delivery in early {
+            self.deliver(delivery)?;
+        }
         let mut missing = Vec::new();
-        for (p, seq) in seqs.into_iter().enumerate() {
-            let name = self.scenario.processes[p].clone();
-            let Some(reply) = self.wait_reply(p, seq, deadline)? else {
-                return Err(Stop::Broken(format!(
-                    "worker {name} did not answer `hello` within {}",
-                    ms(self.timing.startup())
-                )));
-            };
-            let _ = reply.kind;
-            let version = reply.value.get("protocol").and_then(Value::as_u64);
-            if version != Some(PROTOCOL_VERSION) {
-                return Err(Stop::Broken(format!(
-                    "worker {name} speaks protocol {}, this runner speaks {PROTOCOL_VERSION}",
-                    version.map_or("(none given)".into(), |v| v.to_string())
-                )));
-            }
-            let caps: Vec<&str> = reply
-                .value
-                .get("capabilities")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
+        for p in 0..self.session.len() {
+            let hello = self.session.hello(p).cloned().unwrap_or_default();
+            let caps: Vec<&str> = hello.capabilities.iter().map(String::as_str).collect();
             for req in &self.scenario.requires {
                 if !req.met_by(&caps) {
                     missing.push(*req);
                 }
             }
-            let text = |key: &str| {
-                reply
-                    .value
-                    .get(key)
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            };
             self.workers.push(WorkerInfo {
-                process: name,
-                implementation: text("implementation"),
-                version: text("version"),
-                language: text("language"),
-                capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
+                process: self.session.name(p).to_owned(),
+                implementation: hello.implementation.clone(),
+                version: hello.version.clone(),
+                language: hello.language.clone(),
+                capabilities: hello.capabilities.clone(),
+                protocol: hello.protocol,
             });
         }
         if let Some(req) = missing.first() {
@@ -417,175 +505,136 @@ impl<'a> Trial<'a> {
         Ok(())
     }
 
-    fn send(&mut self, p: usize, mut command: Value) -> Result<u64, Stop> {
-        let seq = self.next_seq[p];
-        self.next_seq[p] += 1;
-        command["seq"] = json!(seq);
-        let line = command.to_string();
-        let sent_at = Instant::now();
-        if let Err(e) = self.procs[p].send(&line) {
-            let name = &self.scenario.processes[p];
-            let status = self.procs[p].exit_status(Duration::from_millis(200));
-            return Err(Stop::Broken(format!(
-                "cannot write to worker {name} ({e}); {}",
-                describe_exit(status)
-            )));
+    fn send(&mut self, p: usize, thread: &str, op: Op) -> Result<u64, Stop> {
+        let frees = matches!(
+            op,
+            Op::Release { .. } | Op::Close { .. } | Op::FileClose { .. }
+        );
+        let seq = self.session.send(p, Some(thread), op).map_err(broken)?;
+        if frees {
+            let at_ns = self.session.sent(p, seq).map_or_else(now_ns, |s| s.at_ns);
+            self.freeing(at_ns);
         }
-        let op = command["op"].as_str().unwrap_or_default().to_owned();
-        self.outstanding[p].insert(seq, Sent { sent_at, op });
         Ok(seq)
     }
 
+    /// Notes that a command that may free a lock was sent at `at_ns`.
+    fn freeing(&mut self, at_ns: u64) {
+        for pending in self.pending.values_mut() {
+            pending.freed_from_ns.get_or_insert(at_ns);
+        }
+    }
+
     /// Handles one message from a worker.
-    fn receive(&mut self, msg: Msg) -> Result<(), Stop> {
-        let p = msg.proc;
-        let name = self.scenario.processes[p].clone();
-        match msg.incoming {
-            // What a worker wrote before the runner killed it answers nothing any more.
-            Incoming::Line(_) if self.procs[p].killed => Ok(()),
-            Incoming::Line(line) => {
-                let value: Value = serde_json::from_str(&line).map_err(|e| {
-                    Stop::Broken(format!(
-                        "worker {name} wrote a line that is not JSON ({e}): {line:?}"
-                    ))
-                })?;
-                if !value.is_object() {
-                    return Err(Stop::Broken(format!(
-                        "worker {name} wrote JSON that is not an object: {line:?}"
-                    )));
-                }
-                if let Some(seq) = value.get("seq") {
-                    let Some(seq) = seq.as_u64() else {
-                        return Err(Stop::Broken(format!(
-                            "worker {name} wrote a `seq` that is not an integer: {line:?}"
-                        )));
-                    };
-                    let Some(sent) = self.outstanding[p].remove(&seq) else {
-                        let why = if seq < self.next_seq[p] {
-                            "a second time"
-                        } else {
-                            "but no command with that seq was sent"
-                        };
-                        return Err(Stop::Broken(format!(
-                            "worker {name} answered seq {seq} {why}: {line:?}"
-                        )));
-                    };
-                    let outcome = value.get("outcome").and_then(Value::as_str).unwrap_or("");
-                    let kind = if seq == 0 && outcome == "hello" {
-                        Kind::Ok
-                    } else {
-                        Kind::parse(outcome).ok_or_else(|| {
-                            Stop::Broken(format!(
-                                "worker {name} answered seq {seq} with an unknown outcome {outcome:?}: {line:?}"
-                            ))
-                        })?
-                    };
-                    let detail = value
-                        .get("detail")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
-                    let took = msg.at.saturating_duration_since(sent.sent_at);
-                    self.log(
-                        msg.at,
-                        format!(
-                            "{name} seq {seq} -> {outcome}{} ({})",
-                            detail
-                                .as_deref()
-                                .map(|d| format!(": {d}"))
-                                .unwrap_or_default(),
-                            ms(took)
-                        ),
-                    );
-                    self.replies.insert(
-                        (p, seq),
-                        Reply {
-                            kind,
-                            detail,
-                            at: msg.at,
-                            value,
-                        },
-                    );
-                    Ok(())
-                } else if value.get("event").and_then(Value::as_str) == Some("callback") {
-                    let handle = value
-                        .get("handle")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned();
-                    self.log(msg.at, format!("{name} event callback on {handle}"));
-                    *self.callbacks.entry((p, handle)).or_default() += 1;
-                    Ok(())
-                } else {
-                    Err(Stop::Broken(format!(
-                        "worker {name} wrote a message that is neither a reply (no `seq`) nor a known event: {line:?}"
-                    )))
-                }
+    fn deliver(&mut self, delivery: Delivery) -> Result<(), Stop> {
+        match delivery {
+            Delivery::Event {
+                worker, event, at, ..
+            } => {
+                let name = self.session.name(worker).to_owned();
+                self.log(at, format!("{name} event callback on {}", event.handle));
+                *self.callbacks.entry((worker, event.handle)).or_default() += 1;
+                Ok(())
             }
-            Incoming::Eof | Incoming::ReadError(_) => {
-                if self.procs[p].killed {
-                    return Ok(());
+            Delivery::Reply {
+                worker,
+                reply,
+                sent,
+                at,
+                ..
+            } => {
+                let name = self.session.name(worker);
+                let span = reply.span();
+                let took = span.map_or_else(
+                    || {
+                        format!(
+                            "{} after sending",
+                            ms(at.saturating_duration_since(sent.at))
+                        )
+                    },
+                    |s| format!("call took {}", ms(s.duration())),
+                );
+                let line = format!(
+                    "{name} seq {} -> {}{} ({took})",
+                    reply.seq,
+                    reply.outcome,
+                    reply
+                        .detail
+                        .as_deref()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default(),
+                );
+                self.log(at, line);
+                if let (true, Some(span)) = (sent.op == "release", span) {
+                    self.freed_ns.push(span.t_ns);
                 }
-                let status = self.procs[p].exit_status(Duration::from_millis(500));
-                let why = match msg.incoming {
-                    Incoming::ReadError(e) => format!("worker {name} wrote {e}"),
-                    _ => format!("worker {name} closed its output"),
+                let received = Received {
+                    kind: reply.outcome,
+                    detail: reply.detail.clone(),
+                    at,
+                    span,
+                    sent,
+                    reply: *reply,
                 };
-                Err(Stop::Broken(format!(
-                    "{why}; {} (with {} command(s) unanswered)",
-                    describe_exit(status),
-                    self.outstanding[p].len()
-                )))
+                self.check_pending(worker, &received)?;
+                self.replies.insert((worker, received.reply.seq), received);
+                Ok(())
             }
         }
     }
 
+    /// A blocked operation that answers before anything could free the lock did not block: the
+    /// step that expected it to is blamed. Judged on the worker's clock, so a reply that the runner
+    /// read late still counts as early when it was.
+    fn check_pending(&self, p: usize, received: &Received) -> Result<(), Stop> {
+        let Some(pending) = self
+            .pending
+            .values()
+            .find(|pending| pending.proc == p && pending.seq == received.reply.seq)
+        else {
+            return Ok(());
+        };
+        let Some(span) = received.span else {
+            return Ok(());
+        };
+        if received.kind != Kind::Acquired {
+            return Ok(());
+        }
+        if pending.freed_from_ns.is_none_or(|freed| span.t_ns < freed) {
+            return Err(Stop::Fail {
+                expected: "blocks until the lock is freed".into(),
+                observed: format!(
+                    "{}{} {} after it was sent, before anything freed the lock (the call took {})",
+                    received.kind,
+                    received.detail(),
+                    ms(Duration::from_nanos(
+                        span.t_ns.saturating_sub(pending.sent.at_ns)
+                    )),
+                    ms(span.duration())
+                ),
+                step: Some(pending.step),
+                kind: FailKind::NotBlocked,
+            });
+        }
+        Ok(())
+    }
+
     /// Waits until `deadline` for the reply to `seq` of worker `p`.
-    fn wait_reply(&mut self, p: usize, seq: u64, deadline: Instant) -> Result<Option<Reply>, Stop> {
+    fn wait_reply(
+        &mut self,
+        p: usize,
+        seq: u64,
+        deadline: Instant,
+    ) -> Result<Option<Received>, Stop> {
         loop {
             if let Some(r) = self.replies.remove(&(p, seq)) {
                 return Ok(Some(r));
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
-            }
-            match self.rx.recv_timeout((deadline - now).min(LIVENESS_POLL)) {
-                Ok(msg) => self.receive(msg)?,
-                Err(RecvTimeoutError::Timeout) => self.check_alive()?,
-                Err(RecvTimeoutError::Disconnected) => {
-                    // Every reader has ended: nothing more can arrive.
-                    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-                    return Ok(None);
-                }
+            match self.session.next(deadline).map_err(broken)? {
+                Some(delivery) => self.deliver(delivery)?,
+                None => return Ok(None),
             }
         }
-    }
-
-    /// Stops the trial when a worker that the runner did not kill has exited, even if a process
-    /// it started still holds its output open, so that no end of file arrives.
-    fn check_alive(&mut self) -> Result<(), Stop> {
-        for p in 0..self.procs.len() {
-            if self.procs[p].killed {
-                continue;
-            }
-            let Some(status) = self.procs[p].exit_status(Duration::ZERO) else {
-                continue;
-            };
-            // Its last lines and its end of file may still be on their way, and say more.
-            let grace = Instant::now() + EXIT_GRACE;
-            while let Ok(msg) = self
-                .rx
-                .recv_timeout(grace.saturating_duration_since(Instant::now()))
-            {
-                self.receive(msg)?;
-            }
-            return Err(Stop::Broken(format!(
-                "worker {} exited ({status}) with {} command(s) unanswered, and a process it started still holds its output open",
-                self.scenario.processes[p],
-                self.outstanding[p].len()
-            )));
-        }
-        Ok(())
     }
 
     /// Like [`Trial::wait_reply`], for windows in which a reply must *not* come: a reply that the
@@ -596,7 +645,7 @@ impl<'a> Trial<'a> {
         p: usize,
         seq: u64,
         deadline: Instant,
-    ) -> Result<Option<Reply>, Stop> {
+    ) -> Result<Option<Received>, Stop> {
         match self.wait_reply(p, seq, deadline)? {
             Some(reply) if reply.at >= deadline => {
                 self.replies.insert((p, seq), reply);
@@ -608,8 +657,8 @@ impl<'a> Trial<'a> {
 
     /// Handles whatever has already arrived, without waiting.
     fn drain(&mut self) -> Result<(), Stop> {
-        while let Ok(msg) = self.rx.try_recv() {
-            self.receive(msg)?;
+        while let Some(delivery) = self.session.try_next().map_err(broken)? {
+            self.deliver(delivery)?;
         }
         Ok(())
     }
@@ -630,16 +679,18 @@ impl<'a> Trial<'a> {
 
     fn run_all(&mut self) -> Verdict {
         for i in 0..self.scenario.steps.len() {
+            self.current = i;
             let step = &self.scenario.steps[i];
-            let summary = step.summary();
             let now = Instant::now();
-            self.log(now, format!("step {}: {summary}", i + 1));
+            self.log(now, format!("step {}: {}", i + 1, step.summary()));
             if let Err(stop) = self.step(step).and_then(|()| self.drain()) {
-                let verdict = stop.into_verdict(Some(i), summary.clone());
+                let blamed = stop.blamed_step().unwrap_or(i);
+                let summary = self.scenario.steps[blamed].summary();
+                let verdict = stop.into_verdict(Some(blamed), summary);
                 if let Verdict::Fail(f) | Verdict::Error(f) = &verdict {
                     let line = format!(
                         "step {} FAILED: expected {}; observed {}",
-                        i + 1,
+                        blamed + 1,
                         f.expected,
                         f.observed
                     );
@@ -655,17 +706,19 @@ impl<'a> Trial<'a> {
     fn exchange(
         &mut self,
         p: usize,
-        command: Value,
+        thread: &str,
+        op: Op,
         expect: &Expect,
         within: Option<Window>,
         timeout: Option<Timeout>,
-    ) -> Result<Reply, Stop> {
-        let seq = self.send(p, command)?;
-        let sent_at = self.outstanding[p][&seq].sent_at;
-        self.expect_reply(p, seq, sent_at, sent_at, expect, within, timeout)
+    ) -> Result<Received, Stop> {
+        let seq = self.send(p, thread, op)?;
+        let from = Instant::now();
+        self.expect_reply(p, seq, from, expect, within, timeout, false)
     }
 
-    /// Waits for the reply to `seq` and checks it. `from` is when the `within` window starts.
+    /// Waits for the reply to `seq` and checks it. `from` is when the `within` window starts;
+    /// `awaited` says that the operation was blocked, so that a success is a hand-off.
     #[expect(
         clippy::too_many_arguments,
         reason = "one place that checks every kind of reply"
@@ -674,73 +727,191 @@ impl<'a> Trial<'a> {
         &mut self,
         p: usize,
         seq: u64,
-        sent_at: Instant,
         from: Instant,
         expect: &Expect,
         within: Option<Window>,
         timeout: Option<Timeout>,
-    ) -> Result<Reply, Stop> {
+        awaited: bool,
+    ) -> Result<Received, Stop> {
+        let sent = self
+            .session
+            .sent(p, seq)
+            .cloned()
+            .or_else(|| self.replies.get(&(p, seq)).map(|r| r.sent.clone()))
+            .expect("a command sent by this trial");
         let window = self.timing.window(within.unwrap_or(Window::Prompt));
         let mut deadline = from + window;
         let limit = timeout.and_then(|t| self.timing.timeout(t));
         let contention = expect.allows(Kind::TimedOut) || expect.allows(Kind::WouldBlock);
         if let (true, Some(t)) = (contention, limit) {
-            deadline = deadline.max(sent_at + t + self.timing.overshoot());
+            deadline = deadline.max(sent.at + t + self.timing.overshoot() + window);
         }
         let Some(reply) = self.wait_reply(p, seq, deadline)? else {
-            let op = self.outstanding[p].get(&seq).map_or("", |s| s.op.as_str());
-            if !LOCK_OPS.contains(&op) {
-                return Err(Stop::Broken(format!(
-                    "worker {} gave no reply to `{op}` (seq {seq}) after {}, though `{op}` never waits for a lock; it is still running",
-                    self.scenario.processes[p],
-                    ms(Instant::now().saturating_duration_since(sent_at))
-                )));
+            let waited = ms(Instant::now().saturating_duration_since(sent.at));
+            let op = sent.op;
+            if !sent.calls_lock {
+                return Err(broken(Broken {
+                    kind: BrokenKind::Stuck,
+                    worker: Some(p),
+                    message: format!(
+                        "worker {} gave no reply to `{op}` (seq {seq}) after {waited}, though `{op}` never waits for a lock; it is still running",
+                        self.scenario.processes[p],
+                    ),
+                }));
             }
-            return Err(Stop::fail(
+            return Err(Stop::failed(
+                FailKind::NoReply,
                 format!(
                     "{expect} within {}",
-                    ms(deadline.saturating_duration_since(sent_at))
+                    ms(deadline.saturating_duration_since(sent.at))
                 ),
-                format!(
-                    "{NO_REPLY} {} (still blocked)",
-                    ms(Instant::now().saturating_duration_since(sent_at))
-                ),
+                format!("{NO_REPLY} {waited} (still blocked)"),
             ));
         };
-        let took = reply.at.saturating_duration_since(sent_at);
-        let detail = reply
-            .detail
-            .as_deref()
-            .map(|d| format!(" ({d})"))
-            .unwrap_or_default();
         if !expect.allows(reply.kind) {
             return Err(Stop::fail(
                 expect.to_string(),
-                format!("{}{detail} after {}", reply.kind, ms(took)),
+                format!(
+                    "{}{} after {}",
+                    reply.kind,
+                    reply.detail(),
+                    ms(reply.took())
+                ),
             ));
         }
-        if let (Kind::TimedOut | Kind::WouldBlock, Some(t)) = (reply.kind, limit)
+        if let Err(stop) = self.judge_time(&reply, limit, awaited) {
+            if !self.recheck_noise(&stop) {
+                return Err(stop);
+            }
+            self.judge_time(&reply, limit, awaited)?;
+        }
+        Ok(reply)
+    }
+
+    /// Before a lock is judged too slow or too late, measures the machine's noise once more and
+    /// widens the margins if the moment is noisier than the start of the run was; says whether
+    /// the margins changed, so that the reply is judged again.
+    fn recheck_noise(&mut self, stop: &Stop) -> bool {
+        let slow = matches!(
+            stop,
+            Stop::Fail {
+                kind: FailKind::Slow | FailKind::Late,
+                ..
+            }
+        );
+        let Some(reference) = self.reference.as_ref().filter(|_| slow && !self.rechecked) else {
+            return false;
+        };
+        self.rechecked = true;
+        let now = match crate::calibrate::calibrate(
+            reference,
+            Some(self.dir.path()),
+            self.timing,
+            crate::calibrate::RECHECK_ROUNDS,
+        ) {
+            Ok(noise) => noise,
+            Err(e) => {
+                self.log(Instant::now(), format!("noise not measured again: {e}"));
+                return false;
+            }
+        };
+        let before = self.timing.noise();
+        let noise = crate::timing::Noise {
+            handoff_p99: before.handoff_p99.max(now.handoff_p99),
+            overshoot_p99: before.overshoot_p99.max(now.overshoot_p99),
+            samples: before.samples + now.samples,
+        };
+        self.timing = self.timing.with_noise(noise);
+        self.log(
+            Instant::now(),
+            format!(
+                "noise measured again: hand-off p99 {}, overshoot p99 {}; margins now {} and {}",
+                ms(now.handoff_p99),
+                ms(now.overshoot_p99),
+                ms(self.timing.handoff()),
+                ms(self.timing.overshoot())
+            ),
+        );
+        true
+    }
+
+    /// Judges how long an allowed reply took: a timeout neither early nor late, a single attempt
+    /// or a free lock at once, a woken waiter promptly. Durations come from the worker's clock;
+    /// a version 1 worker, which gives none, is judged on timeouts only, from the runner's clock.
+    fn judge_time(
+        &self,
+        reply: &Received,
+        limit: Option<Duration>,
+        awaited: bool,
+    ) -> Result<(), Stop> {
+        let took = reply.took();
+        let kind = reply.kind;
+        if let (Kind::TimedOut | Kind::WouldBlock, Some(t)) = (kind, limit)
             && !t.is_zero()
         {
-            if took < t {
-                return Err(Stop::fail(
-                    format!("{} no earlier than the timeout of {}", reply.kind, ms(t)),
-                    format!("{} after {}", reply.kind, ms(took)),
+            if took + self.timing.early_tolerance(t) < t {
+                return Err(Stop::failed(
+                    FailKind::Early,
+                    format!("{kind} no earlier than the timeout of {}", ms(t)),
+                    format!("{kind} after {}", ms(took)),
                 ));
             }
             if took > t + self.timing.overshoot() {
-                return Err(Stop::fail(
+                return Err(Stop::failed(
+                    FailKind::Late,
                     format!(
-                        "{} within {} of the timeout of {}",
-                        reply.kind,
+                        "{kind} within {} of the timeout of {}",
                         ms(self.timing.overshoot()),
                         ms(t)
                     ),
-                    format!("{} after {}", reply.kind, ms(took)),
+                    format!("{kind} after {}", ms(took)),
                 ));
             }
+            return Ok(());
         }
-        Ok(reply)
+        let Some(span) = reply.span else {
+            return Ok(());
+        };
+        if awaited {
+            if kind != Kind::Acquired {
+                return Ok(());
+            }
+            // Measured from the last release or kill that completed after the waiter began and
+            // before it returned; none such means that it returned while the release was under way.
+            let began = reply.sent.at_ns;
+            let Some(freed) = self
+                .freed_ns
+                .iter()
+                .copied()
+                .filter(|&f| f >= began && f <= span.t_ns)
+                .max()
+            else {
+                return Ok(());
+            };
+            let latency = Duration::from_nanos(span.t_ns - freed);
+            if latency > self.timing.handoff() {
+                return Err(Stop::failed(
+                    FailKind::Slow,
+                    format!(
+                        "acquired within {} of the lock being freed",
+                        ms(self.timing.handoff())
+                    ),
+                    format!("acquired {} after the lock was freed", ms(latency)),
+                ));
+            }
+            return Ok(());
+        }
+        if reply.sent.calls_lock && took > self.timing.at_once() {
+            return Err(Stop::failed(
+                FailKind::Slow,
+                format!(
+                    "{kind} at once (a call of at most {})",
+                    ms(self.timing.at_once())
+                ),
+                format!("{kind}, the call took {}", ms(took)),
+            ));
+        }
+        Ok(())
     }
 
     fn step(&mut self, step: &Step) -> Result<(), Stop> {
@@ -757,10 +928,14 @@ impl<'a> Trial<'a> {
             } => {
                 let p = self.proc(process);
                 let timeout_ms = self.timing.timeout(*timeout).map(|d| d.as_millis() as u64);
-                let command = json!({"op": "open", "thread": thread, "handle": handle,
-                    "path": self.worker_path(path), "timeout_ms": timeout_ms, "callback": callback});
+                let op = Op::Open {
+                    handle: handle.clone(),
+                    path: self.worker_path(path).into(),
+                    timeout_ms,
+                    callback: *callback,
+                };
                 self.timeouts.insert((p, handle.clone()), *timeout);
-                let reply = self.exchange(p, command, expect, None, None)?;
+                let reply = self.exchange(p, thread, op, expect, None, None)?;
                 if reply.kind == Kind::IoError {
                     self.failed_open.insert((p, handle.clone()));
                 }
@@ -780,11 +955,16 @@ impl<'a> Trial<'a> {
                 within,
             } => {
                 let p = self.proc(process);
-                let op = if matches!(step, Step::Acquire { .. }) {
-                    "acquire"
+                let command = if matches!(step, Step::Acquire { .. }) {
+                    Op::Acquire {
+                        handle: handle.clone(),
+                    }
                 } else {
-                    "release"
+                    Op::Release {
+                        handle: handle.clone(),
+                    }
                 };
+                let op = command.name();
                 if self.failed_open.contains(&(p, handle.clone())) {
                     if expect.allows(Kind::IoError) {
                         self.log(
@@ -799,32 +979,40 @@ impl<'a> Trial<'a> {
                     ));
                 }
                 let timeout = self.timeouts.get(&(p, handle.clone())).copied();
-                let command = json!({"op": op, "thread": thread, "handle": handle});
                 if *expect == Expect::Blocks {
-                    let seq = self.send(p, command)?;
-                    let sent_at = self.outstanding[p][&seq].sent_at;
+                    let seq = self.send(p, thread, command)?;
+                    let sent = self.session.sent(p, seq).cloned().expect("just sent");
                     let settle = self.timing.window(Window::Settle);
-                    if let Some(reply) = self.wait_reply_before(p, seq, sent_at + settle)? {
-                        let detail = reply.detail.map(|d| format!(" ({d})")).unwrap_or_default();
-                        return Err(Stop::fail(
+                    if let Some(reply) = self.wait_reply_before(p, seq, sent.at + settle)? {
+                        return Err(Stop::failed(
+                            FailKind::NotBlocked,
                             format!("blocks (no reply within {})", ms(settle)),
                             format!(
-                                "{}{detail} after {}",
+                                "{}{} after {}",
                                 reply.kind,
-                                ms(reply.at.saturating_duration_since(sent_at))
+                                reply.detail(),
+                                ms(reply.took())
                             ),
                         ));
                     }
-                    self.pending.insert(
-                        (p, thread.clone()),
-                        Pending {
-                            seq,
-                            sent_at,
-                            handle: handle.clone(),
-                        },
-                    );
+                    let pending = Pending {
+                        proc: p,
+                        seq,
+                        sent,
+                        handle: handle.clone(),
+                        step: self.current,
+                        freed_from_ns: None,
+                    };
+                    // A reply read after the window may still show that the call never blocked.
+                    if let Some(reply) = self.replies.get(&(p, seq)) {
+                        let reply = reply.clone();
+                        self.pending.insert((p, thread.clone()), pending);
+                        self.check_pending(p, &reply)?;
+                    } else {
+                        self.pending.insert((p, thread.clone()), pending);
+                    }
                 } else {
-                    self.exchange(p, command, expect, *within, timeout)?;
+                    self.exchange(p, thread, command, expect, *within, timeout)?;
                 }
             }
             Step::Await {
@@ -842,11 +1030,11 @@ impl<'a> Trial<'a> {
                 self.expect_reply(
                     p,
                     pending.seq,
-                    pending.sent_at,
                     Instant::now(),
                     expect,
                     *within,
                     timeout,
+                    true,
                 )?;
             }
             Step::ExpectBlocked {
@@ -860,12 +1048,14 @@ impl<'a> Trial<'a> {
                 if let Some(reply) =
                     self.wait_reply_before(p, pending.seq, Instant::now() + length)?
                 {
-                    return Err(Stop::fail(
+                    return Err(Stop::failed(
+                        FailKind::NotBlocked,
                         format!("still blocked for another {}", ms(length)),
                         format!(
-                            "{} {} after it was sent",
+                            "{}{} {} after it was sent",
                             reply.kind,
-                            ms(reply.at.saturating_duration_since(pending.sent_at))
+                            reply.detail(),
+                            ms(reply.at.saturating_duration_since(pending.sent.at))
                         ),
                     ));
                 }
@@ -879,17 +1069,16 @@ impl<'a> Trial<'a> {
                 let key = (p, handle.clone());
                 self.drain()?;
                 let deadline = Instant::now() + self.timing.window(Window::Prompt);
-                while self.callbacks.get(&key).copied().unwrap_or(0) < *count
-                    && Instant::now() < deadline
-                {
-                    match self.rx.recv_timeout(deadline - Instant::now()) {
-                        Ok(msg) => self.receive(msg)?,
-                        Err(_) => break,
+                while self.callbacks.get(&key).copied().unwrap_or(0) < *count {
+                    match self.session.next(deadline).map_err(broken)? {
+                        Some(delivery) => self.deliver(delivery)?,
+                        None => break,
                     }
                 }
                 let seen = self.callbacks.get(&key).copied().unwrap_or(0);
                 if seen != *count {
-                    return Err(Stop::fail(
+                    return Err(Stop::failed(
+                        FailKind::Callbacks,
                         format!("{count} call(s) of the contention callback so far"),
                         format!("{seen} call(s)"),
                     ));
@@ -901,8 +1090,10 @@ impl<'a> Trial<'a> {
                 handle,
             } => {
                 let p = self.proc(process);
-                let command = json!({"op": "close", "thread": thread, "handle": handle});
-                self.exchange(p, command, &prompt, None, None)?;
+                let op = Op::Close {
+                    handle: handle.clone(),
+                };
+                self.exchange(p, thread, op, &prompt, None, None)?;
             }
             Step::FileOpen {
                 process,
@@ -911,9 +1102,11 @@ impl<'a> Trial<'a> {
                 path,
             } => {
                 let p = self.proc(process);
-                let command = json!({"op": "file_open", "thread": thread, "file": file,
-                    "path": self.worker_path(path)});
-                self.exchange(p, command, &prompt, None, None)?;
+                let op = Op::FileOpen {
+                    file: file.clone(),
+                    path: self.worker_path(path).into(),
+                };
+                self.exchange(p, thread, op, &prompt, None, None)?;
             }
             Step::FileClose {
                 process,
@@ -921,8 +1114,8 @@ impl<'a> Trial<'a> {
                 file,
             } => {
                 let p = self.proc(process);
-                let command = json!({"op": "file_close", "thread": thread, "file": file});
-                self.exchange(p, command, &prompt, None, None)?;
+                let op = Op::FileClose { file: file.clone() };
+                self.exchange(p, thread, op, &prompt, None, None)?;
             }
             Step::SpawnChild {
                 process,
@@ -930,10 +1123,12 @@ impl<'a> Trial<'a> {
                 child,
             } => {
                 let p = self.proc(process);
-                let command = json!({"op": "spawn_child", "thread": thread, "child": child});
-                let reply = self.exchange(p, command, &prompt, None, None)?;
-                match reply.value.get("pid").and_then(Value::as_u64) {
-                    Some(pid) => self.procs[p].add_child(pid as u32),
+                let op = Op::SpawnChild {
+                    child: Some(child.clone()),
+                };
+                let reply = self.exchange(p, thread, op, &prompt, None, None)?;
+                match reply.reply.pid {
+                    Some(pid) => self.session.add_child(p, pid),
                     None => {
                         return Err(Stop::Broken(format!(
                             "worker {process} answered spawn_child without a `pid`"
@@ -943,10 +1138,12 @@ impl<'a> Trial<'a> {
             }
             Step::Kill { process } => {
                 let p = self.proc(process);
-                self.procs[p]
-                    .kill()
+                self.freeing(now_ns());
+                self.session
+                    .kill(p)
                     .map_err(|e| Stop::Broken(format!("cannot kill worker {process}: {e}")))?;
-                self.outstanding[p].clear();
+                // Reaped: whatever the worker held is free from now on.
+                self.freed_ns.push(now_ns());
                 self.pending.retain(|(q, _), _| *q != p);
                 self.log(Instant::now(), format!("{process} killed and reaped"));
             }
@@ -1028,11 +1225,9 @@ impl<'a> Trial<'a> {
     }
 }
 
-fn describe_exit(status: Option<std::process::ExitStatus>) -> String {
-    match status {
-        Some(s) => format!("it exited with {s}"),
-        None => "it is still running".into(),
-    }
+/// A break the session saw, as a reason to stop.
+fn broken(broken: Broken) -> Stop {
+    Stop::Protocol(broken)
 }
 
 #[cfg(unix)]

@@ -113,57 +113,7 @@ impl Requirement {
 }
 
 /// An outcome kind of the protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Ok,
-    Acquired,
-    Released,
-    TimedOut,
-    WouldBlock,
-    NotHeld,
-    IoError,
-    Unsupported,
-}
-
-impl Kind {
-    /// Every kind, in the order they are documented.
-    pub const ALL: [Kind; 8] = [
-        Kind::Ok,
-        Kind::Acquired,
-        Kind::Released,
-        Kind::TimedOut,
-        Kind::WouldBlock,
-        Kind::NotHeld,
-        Kind::IoError,
-        Kind::Unsupported,
-    ];
-
-    /// The protocol's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Ok => "ok",
-            Kind::Acquired => "acquired",
-            Kind::Released => "released",
-            Kind::TimedOut => "timed_out",
-            Kind::WouldBlock => "would_block",
-            Kind::NotHeld => "not_held",
-            Kind::IoError => "io_error",
-            Kind::Unsupported => "unsupported",
-        }
-    }
-
-    /// Parses the protocol's spelling.
-    pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use lockspec_protocol::Kind;
 
 /// What a step expects: a set of allowed outcome kinds, or that the operation blocks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,8 +154,11 @@ impl<'de> Deserialize<'de> for Expect {
         const EXPECTED: &str = "an outcome kind, \"blocks\", or a non-empty list of outcome kinds";
 
         fn kind<E: de::Error>(s: &str) -> Result<Kind, E> {
-            Kind::parse(s).ok_or_else(|| {
-                let names: Vec<_> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+            Kind::parse(s).filter(|k| *k != Kind::Hello).ok_or_else(|| {
+                let names: Vec<_> = Kind::OPERATION_OUTCOMES
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect();
                 E::custom(format!(
                     "unknown outcome kind `{s}`, expected one of: blocks, {}",
                     names.join(", ")

@@ -1,7 +1,12 @@
-//! Timing classes: every margin the runner uses, named, with one scale factor.
+//! Timing classes and margins: every duration the runner waits for or judges with, named, with
+//! one scale factor.
 //!
 //! Scenarios never contain numbers of milliseconds; they name a class. The defaults are
 //! documented in `spec/SCENARIOS.md` and multiplied by `--timing-scale` or `LOCKSPEC_TIMING_SCALE`.
+//! The two margins that judge a lock's promptness, hand-off and overshoot, are calibrated: each is
+//! the bound SPEC.md states plus a multiple of this machine's noise as measured at the start of
+//! the run ([`Noise`]): a delay the machine adds to every wake-up adds to the lock's own, so the
+//! margins grow with the load by measurement.
 
 use std::time::Duration;
 
@@ -57,10 +62,37 @@ impl Timeout {
     }
 }
 
+/// This machine's timing noise, measured on the workers' clocks at the start of a run (see
+/// `calibrate`): the 99th percentile of a lock hand-off between two processes, and of the
+/// overshoot of a short timed wait.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Noise {
+    /// A waiter's wake-up after the holder's release returned.
+    pub handoff_p99: Duration,
+    /// A timed wait's return after its timeout.
+    pub overshoot_p99: Duration,
+    /// How many samples each figure rests on (0: not measured).
+    pub samples: usize,
+}
+
+/// The bound on a woken waiter's or an immediate call's latency that SPEC.md states: the margin
+/// never goes below it, however quiet the machine.
+pub const HANDOFF_FLOOR: Duration = Duration::from_millis(100);
+
+/// The bound on a timeout's overshoot that SPEC.md states.
+pub const OVERSHOOT_FLOOR: Duration = Duration::from_millis(50);
+
+/// How many times the measured noise a margin adds to its bound.
+pub const NOISE_FACTOR: u32 = 3;
+
+/// The largest scale accepted: every margin stays far below a day.
+pub const MAX_SCALE: f64 = 1000.0;
+
 /// The margins of one run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timing {
     scale: f64,
+    noise: Noise,
 }
 
 /// The environment variable that sets the scale when no option does.
@@ -68,7 +100,10 @@ pub const SCALE_ENV: &str = "LOCKSPEC_TIMING_SCALE";
 
 impl Default for Timing {
     fn default() -> Timing {
-        Timing { scale: 1.0 }
+        Timing {
+            scale: 1.0,
+            noise: Noise::default(),
+        }
     }
 }
 
@@ -77,14 +112,48 @@ impl Timing {
     ///
     /// # Errors
     ///
-    /// Returns a message when `scale` is not a finite number of at least 0.1.
+    /// Returns a message when `scale` is not a number from 0.1 to [`MAX_SCALE`].
     pub fn new(scale: f64) -> Result<Timing, String> {
-        if !scale.is_finite() || scale < 0.1 {
+        if !scale.is_finite() || !(0.1..=MAX_SCALE).contains(&scale) {
             return Err(format!(
-                "timing scale must be a number of at least 0.1, got {scale}"
+                "timing scale must be a number from 0.1 to {MAX_SCALE}, got {scale}"
             ));
         }
-        Ok(Timing { scale })
+        Ok(Timing {
+            scale,
+            noise: Noise::default(),
+        })
+    }
+
+    /// The same margins, with the promptness margins calibrated to `noise`.
+    pub fn with_noise(self, noise: Noise) -> Timing {
+        Timing { noise, ..self }
+    }
+
+    /// The noise the margins were calibrated to.
+    pub fn noise(&self) -> Noise {
+        self.noise
+    }
+
+    fn calibrated(&self, floor: Duration, measured: Duration) -> Duration {
+        (floor + measured * NOISE_FACTOR).mul_f64(self.scale)
+    }
+
+    /// How long after the lock is freed a waiter may return, and how long a call on a free lock
+    /// (or a single attempt) may take, on the worker's clock: "promptly" and "at once".
+    pub fn handoff(&self) -> Duration {
+        self.calibrated(HANDOFF_FLOOR, self.noise.handoff_p99)
+    }
+
+    /// How long an acquire that must complete at once may take, on the worker's clock.
+    pub fn at_once(&self) -> Duration {
+        self.handoff()
+    }
+
+    /// How much earlier than its timeout `t` a timed-out acquire may return, on the worker's
+    /// clock: the granularity of the clocks a library may use, never a real early return.
+    pub fn early_tolerance(&self, t: Duration) -> Duration {
+        Duration::from_millis(2) + t / 100
     }
 
     /// The scale from `LOCKSPEC_TIMING_SCALE`, or 1.
@@ -132,9 +201,9 @@ impl Timing {
         }
     }
 
-    /// How late a timed-out acquire may return after its timeout.
+    /// How late a timed-out acquire may return after its timeout, on the worker's clock.
     pub fn overshoot(&self) -> Duration {
-        self.ms(1000)
+        self.calibrated(OVERSHOOT_FLOOR, self.noise.overshoot_p99)
     }
 
     /// How long a worker may take to start and answer `hello`.
@@ -145,6 +214,20 @@ impl Timing {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn margins_grow_with_the_noise_from_the_bound() {
+        let quiet = Timing::default();
+        assert_eq!(quiet.handoff(), HANDOFF_FLOOR);
+        assert_eq!(quiet.overshoot(), OVERSHOOT_FLOOR);
+        let loaded = Timing::default().with_noise(Noise {
+            handoff_p99: Duration::from_millis(60),
+            overshoot_p99: Duration::from_millis(30),
+            samples: 10,
+        });
+        assert_eq!(loaded.handoff(), Duration::from_millis(280));
+        assert_eq!(loaded.overshoot(), Duration::from_millis(140));
+    }
+
     use super::*;
 
     #[test]
@@ -154,7 +237,8 @@ mod tests {
         assert_eq!(t.timeout(Timeout::Short), Some(Duration::from_millis(750)));
         assert_eq!(t.timeout(Timeout::Zero), Some(Duration::ZERO));
         assert_eq!(t.timeout(Timeout::None), None);
-        assert_eq!(t.overshoot(), Duration::from_millis(2500));
+        assert_eq!(t.overshoot(), Duration::from_millis(125));
+        assert_eq!(t.handoff(), Duration::from_millis(250));
     }
 
     #[test]
@@ -162,6 +246,9 @@ mod tests {
         assert!(Timing::new(0.0).is_err());
         assert!(Timing::new(f64::NAN).is_err());
         assert!(Timing::new(-1.0).is_err());
+        assert!(Timing::new(1e15).is_err());
+        assert!(Timing::new(1e20).is_err());
+        assert!(Timing::new(MAX_SCALE).is_ok());
     }
 
     #[test]

@@ -60,15 +60,18 @@ fn plan() -> Result<Vec<Trial>, String> {
             errors.len()
         )
     })?;
-    let settings = Settings {
+    let mut settings = Settings {
         timing: Timing::from_env()?,
         dir: None,
+        reference: None,
     };
     // nextest sets this at run time too, remapped when the tests run from an archive.
     let reference = std::env::var_os("CARGO_BIN_EXE_lockspec-worker-reference")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lockspec-worker-reference")));
     let at = Locations::new(reference.parent().ok_or("no directory of workers")?, &root);
+    let reference_builtin = builtins::find("reference").ok_or("no built-in reference")?;
+    settings.reference = Some(reference_builtin.resolve(&at).map_err(|e| e.to_string())?);
     let skip_missing = std::env::var_os(SKIP_MISSING).is_some_and(|v| v == "1");
     let mut judged = Vec::new();
     let mut skipped = Vec::new();

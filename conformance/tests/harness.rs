@@ -197,6 +197,7 @@ fn against_watched(mode: &str, scenario_id: &str, watch: bool) -> Outcome {
     let settings = Settings {
         timing,
         dir: Some(parent.path().to_owned()),
+        reference: None,
     };
     let start = Instant::now();
     let trial = || run::run(&imp, &scenario, &settings);
@@ -464,6 +465,7 @@ fn interrupted_test_binary(name: &str, signal: libc::c_int) {
         let settings = Settings {
             timing: Timing::new(SLOW.parse().unwrap()).unwrap(),
             dir: Some(dir.into()),
+            reference: None,
         };
         let report = run::run(&imp, &scenario(SCENARIO), &settings);
         panic!("the trial ended before the signal came: {report:#?}");

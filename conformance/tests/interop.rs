@@ -10,6 +10,11 @@ fn settings() -> Settings {
     Settings {
         timing: Timing::from_env().expect("a valid LOCKSPEC_TIMING_SCALE"),
         dir: None,
+        reference: Some(Implementation::new(
+            "reference",
+            lockspec_conformance::bin_path!("lockspec-worker-reference"),
+            &[],
+        )),
     }
 }
 

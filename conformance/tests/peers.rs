@@ -210,6 +210,11 @@ fn the_guide_adapter_passes() {
     let settings = Settings {
         timing: Timing::from_env().unwrap(),
         dir: None,
+        reference: Some(Implementation::new(
+            "reference",
+            lockspec_conformance::bin_path!("lockspec-worker-reference"),
+            &[],
+        )),
     };
     let suite = suite::load(&root()).expect("the suite loads");
     let chosen = [

@@ -220,6 +220,7 @@ fn the_stress_scenario_passes_the_reference_and_fails_a_mutant() {
     let settings = Settings {
         timing: timing(),
         dir: None,
+        reference: None,
     };
     let report = run::run(&reference(), scenario, &settings);
     assert_eq!(report.verdict, TrialVerdict::Pass, "{:#?}", report.timeline);

@@ -40,13 +40,13 @@
 //! }
 //! ```
 
-mod clock;
-mod message;
 mod server;
 
 use std::io;
 use std::path::Path;
 use std::time::Duration;
+
+pub use lockspec_protocol::Kind;
 
 /// The result of one operation, as the protocol's `outcome` string and an optional `detail`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,17 +70,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The protocol's name of this outcome, such as `"would_block"`.
-    pub fn kind(&self) -> &'static str {
+    /// The protocol's kind of this outcome, such as [`Kind::WouldBlock`].
+    pub fn kind(&self) -> Kind {
         match self {
-            Outcome::Ok => "ok",
-            Outcome::Acquired => "acquired",
-            Outcome::Released => "released",
-            Outcome::TimedOut => "timed_out",
-            Outcome::WouldBlock => "would_block",
-            Outcome::NotHeld => "not_held",
-            Outcome::IoError(_) => "io_error",
-            Outcome::Unsupported(_) => "unsupported",
+            Outcome::Ok => Kind::Ok,
+            Outcome::Acquired => Kind::Acquired,
+            Outcome::Released => Kind::Released,
+            Outcome::TimedOut => Kind::TimedOut,
+            Outcome::WouldBlock => Kind::WouldBlock,
+            Outcome::NotHeld => Kind::NotHeld,
+            Outcome::IoError(_) => Kind::IoError,
+            Outcome::Unsupported(_) => Kind::Unsupported,
         }
     }
 
@@ -119,7 +119,7 @@ pub struct Info {
 }
 
 /// The capability of a backend that honours the contention callback.
-pub const CAPABILITY_CALLBACK: &str = "callback";
+pub const CAPABILITY_CALLBACK: &str = lockspec_protocol::capability::CALLBACK;
 
 /// A contention callback handed to [`Backend::open`]: calling it writes one `callback` event for the
 /// handle being opened.
@@ -174,7 +174,7 @@ pub trait LockObject: Send + Sync {
 /// It is `CLOCK_MONOTONIC` on Unix and `QueryPerformanceCounter` on Windows; elsewhere it only
 /// counts from the first reading in this process.
 pub fn monotonic_ns() -> u64 {
-    clock::now_ns()
+    lockspec_protocol::now_ns()
 }
 
 /// The argument that makes a worker binary the idle child started by `spawn_child`.
@@ -242,7 +242,7 @@ mod tests {
     #[case(Outcome::IoError(String::new()), "io_error", None)]
     #[case(Outcome::Unsupported("no callback".into()), "unsupported", Some("no callback"))]
     fn outcome_strings(#[case] outcome: Outcome, #[case] kind: &str, #[case] detail: Option<&str>) {
-        assert_eq!(outcome.kind(), kind);
+        assert_eq!(outcome.kind().as_str(), kind);
         assert_eq!(outcome.detail(), detail);
     }
 

@@ -16,11 +16,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
-use crate::clock;
-use crate::message::{Command, Event, HelloFields, Op, PROTOCOL_VERSION, Reply};
 use crate::{Backend, CAPABILITY_CALLBACK, Callback, IDLE_CHILD_FLAG, Info, LockObject, Outcome};
+use lockspec_protocol::{
+    Command, Event, EventKind, Hello, Kind, Op, PROTOCOL_VERSION, Reply, now_ns,
+};
 
 /// A worker's server: the lanes it started and the state they share.
 pub(crate) struct Server {
@@ -66,13 +65,13 @@ impl Answer {
             pid: None,
             witnessed: None,
             start_ns: None,
-            t_ns: clock::now_ns(),
+            t_ns: now_ns(),
         }
     }
 
     /// An answer with the times of the call that produced it.
     fn timed<T>(call: impl FnOnce() -> T) -> (T, Answer) {
-        let start_ns = clock::now_ns();
+        let start_ns = now_ns();
         let result = call();
         let mut answer = Answer::now(Outcome::Ok);
         answer.start_ns = Some(start_ns);
@@ -433,55 +432,54 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Output {
     /// Writes the reply to `seq`.
     fn reply(&self, seq: u64, answer: &Answer) {
-        self.emit(&Reply {
-            seq,
-            outcome: answer.outcome.kind(),
-            detail: answer.outcome.detail(),
-            hello: None,
-            pid: answer.pid,
-            value: answer.witnessed.map(|(value, _)| value),
-            collision: answer.witnessed.map(|(_, collision)| collision),
-            start_ns: answer.start_ns,
-            t_ns: answer.t_ns,
-        });
+        self.emit(
+            &Reply {
+                detail: answer.outcome.detail().map(str::to_owned),
+                pid: answer.pid,
+                value: answer.witnessed.map(|(value, _)| value),
+                collision: answer.witnessed.map(|(_, collision)| collision),
+                start_ns: answer.start_ns,
+                t_ns: Some(answer.t_ns),
+                ..Reply::new(seq, answer.outcome.kind())
+            }
+            .to_line(),
+        );
     }
 
     /// Writes the reply to `hello`: always this crate's protocol version, whatever the runner's.
     fn hello(&self, seq: u64, info: &Info) {
-        self.emit(&Reply {
-            seq,
-            outcome: "hello",
-            detail: None,
-            hello: Some(HelloFields {
-                protocol: PROTOCOL_VERSION,
-                implementation: &info.implementation,
-                version: &info.version,
-                language: &info.language,
-                capabilities: &info.capabilities,
-            }),
-            pid: None,
-            value: None,
-            collision: None,
-            start_ns: None,
-            t_ns: clock::now_ns(),
-        });
+        self.emit(
+            &Reply {
+                hello: Hello {
+                    protocol: Some(PROTOCOL_VERSION),
+                    implementation: Some(info.implementation.clone()),
+                    version: Some(info.version.clone()),
+                    language: Some(info.language.clone()),
+                    capabilities: info.capabilities.clone(),
+                },
+                ..Reply::new(seq, Kind::Hello)
+            }
+            .to_line(),
+        );
     }
 
     /// Writes one `callback` event for `handle`.
     fn callback(&self, handle: &str) {
-        self.emit(&Event {
-            event: "callback",
-            handle,
-            t_ns: clock::now_ns(),
-        });
+        self.emit(
+            &Event {
+                event: EventKind::Callback,
+                handle: handle.to_owned(),
+                t_ns: Some(now_ns()),
+            }
+            .to_line(),
+        );
     }
 
     /// Writes one message as one line and flushes it.
-    fn emit(&self, message: &impl Serialize) {
-        let mut line = serde_json::to_vec(message).expect("a message always serialises");
-        line.push(b'\n');
+    fn emit(&self, line: &str) {
+        let line = format!("{line}\n");
         let mut sink = lock(&self.sink);
-        if let Err(error) = sink.write_all(&line).and_then(|()| sink.flush()) {
+        if let Err(error) = sink.write_all(line.as_bytes()).and_then(|()| sink.flush()) {
             eprintln!("lockspec-worker: cannot write to the runner: {error}");
         }
     }

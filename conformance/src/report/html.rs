@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{CellClass, Counts, Outcome, Report, TrialResult, escape_html as e};
+use super::{CellClass, Counts, Margins, Outcome, Report, TrialResult, escape_html as e};
 
 const STYLE: &str = r#"
 :root { --fg: #1f2328; --muted: #59636e; --bg: #ffffff; --line: #d1d9e0; --code: #f6f8fa;
@@ -94,6 +94,13 @@ pub fn html(report: &Report) -> String {
         ("system", e(&env.system())),
         ("lock files on", e(&env.lock_files())),
         ("timing scale", e(&env.timing_scale.to_string())),
+        (
+            "margins",
+            e(&env
+                .margins
+                .as_ref()
+                .map_or("not calibrated".into(), Margins::line)),
+        ),
         (
             "run",
             e(&format!(

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{CellClass, Counts, Outcome, Report, TrialResult};
+use super::{CellClass, Counts, Margins, Outcome, Report, TrialResult};
 
 /// At most this many failures are listed; the rest are counted.
 const MAX_FAILURES: usize = 50;
@@ -20,6 +20,12 @@ pub fn markdown(report: &Report) -> String {
         ("system", env.system()),
         ("lock files on", env.lock_files()),
         ("timing scale", env.timing_scale.to_string()),
+        (
+            "margins",
+            env.margins
+                .as_ref()
+                .map_or("not calibrated".into(), Margins::line),
+        ),
         (
             "run",
             format!(

@@ -82,12 +82,59 @@ pub struct Environment {
     pub date: String,
     /// The factor applied to every timing margin.
     pub timing_scale: f64,
+    /// The calibrated margins and the noise they were measured from (absent in reports of
+    /// runs that did not calibrate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margins: Option<Margins>,
     /// How many trials ran at once.
     pub jobs: usize,
     /// Wall time of the whole run, in seconds.
     pub wall_time_s: f64,
     /// The command that repeats the run.
     pub command: String,
+}
+
+/// The margins that judged promptness in a run, and the machine's noise they grew from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Margins {
+    /// How long after the lock was freed a waiter may return, and how long an immediate call
+    /// may take, in milliseconds.
+    pub handoff_ms: f64,
+    /// How long after its timeout a timed-out acquire may return, in milliseconds.
+    pub overshoot_ms: f64,
+    /// The 99th percentile of a reference hand-off between two processes, in milliseconds.
+    pub noise_handoff_p99_ms: f64,
+    /// The 99th percentile of a reference timed wait's overshoot, in milliseconds.
+    pub noise_overshoot_p99_ms: f64,
+    /// How many samples each noise figure rests on.
+    pub samples: usize,
+}
+
+impl Margins {
+    /// The margins of `timing`, as a report states them.
+    pub fn of(timing: &crate::timing::Timing) -> Margins {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        let noise = timing.noise();
+        Margins {
+            handoff_ms: ms(timing.handoff()),
+            overshoot_ms: ms(timing.overshoot()),
+            noise_handoff_p99_ms: ms(noise.handoff_p99),
+            noise_overshoot_p99_ms: ms(noise.overshoot_p99),
+            samples: noise.samples,
+        }
+    }
+
+    /// The margins in one line, for people.
+    pub fn line(&self) -> String {
+        format!(
+            "hand-off and immediate calls within {:.0} ms, timeouts within {:.0} ms late (measured noise: hand-off p99 {:.2} ms, overshoot p99 {:.2} ms, {} samples)",
+            self.handoff_ms,
+            self.overshoot_ms,
+            self.noise_handoff_p99_ms,
+            self.noise_overshoot_p99_ms,
+            self.samples
+        )
+    }
 }
 
 impl Environment {
@@ -106,6 +153,7 @@ impl Environment {
             filesystem: env::filesystem(&dir),
             date: env::iso8601(SystemTime::now()),
             timing_scale,
+            margins: None,
             jobs,
             wall_time_s: 0.0,
             command: command.to_owned(),

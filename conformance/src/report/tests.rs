@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::*;
-use crate::run::{Failure, WorkerInfo};
+use crate::run::{FailKind, Failure, WorkerInfo};
 use crate::suite::Rule;
 
 fn scenario(id: &str, rules: &[&str]) -> Scenario {
@@ -49,6 +49,7 @@ fn environment() -> Environment {
         filesystem: Some("tmpfs".into()),
         date: "2024-05-01T12:00:00Z".into(),
         timing_scale: 1.0,
+        margins: None,
         jobs: 8,
         wall_time_s: 0.0,
         command: "cargo xtask conformance --impl a,b".into(),
@@ -67,12 +68,14 @@ fn trial_report(verdict: run::Verdict, library: &str) -> TrialReport {
             version: Some("1.2.3".into()),
             language: Some("rust".into()),
             capabilities: vec!["callback".into()],
+            protocol: Some(2),
         }],
     }
 }
 
 fn failure(observed: &str) -> Failure {
     Failure {
+        kind: FailKind::WrongOutcome,
         step: Some(2),
         summary: "release p1 a".into(),
         expected: "not_held".into(),

@@ -9,20 +9,17 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use lockspec_protocol::{Op as WireOp, PROTOCOL_VERSION, capability, now_ns};
 
 use super::generator::{Action, Class, Generator, Mix, Move, Rng};
 use super::history::{
     AUX_THREAD, History, Kill, Meta, Op, OpKind, Outcome, counter_path, lock_path, thread_name,
 };
-use crate::process::{Implementation, Incoming, Msg, WorkerProcess};
+use crate::process::Implementation;
+use crate::session::{Broken, Delivery, Session};
 use crate::timing::{Timing, Window};
-
-/// The protocol version the driver speaks.
-const PROTOCOL_VERSION: u64 = 1;
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,14 +133,12 @@ pub fn drive(
         duration_ms: config.duration.as_millis() as u64,
         timing_scale: config.timing.scale(),
         replay: replay.to_owned(),
-        start_ns: driver.clock.now_ns(),
+        start_ns: now_ns(),
         end_ns: 0,
     };
     let result = driver.run();
-    for slot in &mut driver.slots {
-        slot.worker.kill_all();
-    }
-    driver.history.meta.end_ns = driver.clock.now_ns();
+    driver.session.kill_all();
+    driver.history.meta.end_ns = now_ns();
     result?;
     Ok(Recorded {
         history: driver.history,
@@ -151,63 +146,11 @@ pub fn drive(
     })
 }
 
-/// The runner's side of the shared clock: nanoseconds of `CLOCK_MONOTONIC`, and the conversion
-/// of the reader threads' `Instant`s to it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Clock {
-    anchor: Instant,
-    anchor_ns: u64,
-}
-
-impl Clock {
-    pub(crate) fn new() -> Clock {
-        let anchor = Instant::now();
-        Clock {
-            anchor,
-            anchor_ns: monotonic_ns(),
-        }
-    }
-
-    pub(crate) fn now_ns(&self) -> u64 {
-        self.at_ns(Instant::now())
-    }
-
-    pub(crate) fn at_ns(&self, at: Instant) -> u64 {
-        match at.checked_duration_since(self.anchor) {
-            Some(after) => self.anchor_ns + after.as_nanos() as u64,
-            None => self
-                .anchor_ns
-                .saturating_sub(self.anchor.duration_since(at).as_nanos() as u64),
-        }
-    }
-}
-
-/// The operating system's monotonic clock, which every process of the machine shares.
-#[cfg(unix)]
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
-    }
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// Elsewhere the workers' timestamps cannot be compared with the runner's, and the checker falls
-/// back to the runner's own instants.
-#[cfg(not(unix))]
-fn monotonic_ns() -> u64 {
-    1 << 40
-}
-
 /// One worker process slot and the worker currently playing it.
 struct Slot {
-    worker: WorkerProcess,
+    /// The worker's index in the session, which is also its incarnation.
+    worker: usize,
     incarnation: u32,
-    next_seq: u64,
     outstanding: HashMap<u64, Waiting>,
     /// Whether it answered `hello`, and when `hello` was sent.
     ready: bool,
@@ -296,11 +239,8 @@ enum Task {
 
 struct Driver<'a> {
     imps: &'a [Implementation],
-    dir: &'a Path,
     config: &'a Config,
-    clock: Clock,
-    tx: Sender<Msg>,
-    rx: Receiver<Msg>,
+    session: Session,
     slots: Vec<Slot>,
     /// The slot of each incarnation.
     incarnations: Vec<usize>,
@@ -321,14 +261,10 @@ impl<'a> Driver<'a> {
         dir: &'a Path,
         config: &'a Config,
     ) -> Result<Driver<'a>, DriveError> {
-        let (tx, rx) = mpsc::channel();
         let mut driver = Driver {
             imps,
-            dir,
             config,
-            clock: Clock::new(),
-            tx,
-            rx,
+            session: Session::new(dir),
             slots: Vec::new(),
             incarnations: Vec::new(),
             agents: Vec::new(),
@@ -378,22 +314,26 @@ impl<'a> Driver<'a> {
             });
         }
         let incarnation = self.incarnations.len();
-        let mut worker = WorkerProcess::spawn(imp, incarnation, self.dir, self.tx.clone(), false)
-            .map_err(|e| DriveError {
-            message: format!("cannot start the worker `{}`: {e}", imp.command_line()),
-            stderr: String::new(),
-        })?;
+        let worker = self
+            .session
+            .spawn(imp, format!("p{slot}#{incarnation}"), false)
+            .map_err(|(broken, _)| DriveError {
+                message: broken.message,
+                stderr: String::new(),
+            })?;
+        debug_assert_eq!(worker, incarnation, "one session worker per incarnation");
         self.incarnations.push(slot);
-        let hello = json!({"seq": 0, "op": "hello", "protocol": PROTOCOL_VERSION}).to_string();
-        worker.send(&hello).map_err(|e| DriveError {
-            message: format!("cannot write to the worker `{}`: {e}", imp.command_line()),
-            stderr: worker.stderr_tail(),
-        })?;
+        let hello = WireOp::Hello {
+            protocol: Some(PROTOCOL_VERSION),
+        };
+        let seq = self
+            .session
+            .send(worker, None, hello)
+            .map_err(|broken| self.broken(worker, broken))?;
         Ok(Slot {
             worker,
             incarnation: incarnation as u32,
-            next_seq: 1,
-            outstanding: HashMap::from([(0, Waiting::Hello)]),
+            outstanding: HashMap::from([(seq, Waiting::Hello)]),
             ready: false,
             hello_sent: Instant::now(),
             release_any_thread: true,
@@ -427,17 +367,11 @@ impl<'a> Driver<'a> {
             self.timers(now)?;
             let wake = self.next_timer().unwrap_or(drain_until).min(drain_until);
             let wait = wake.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(wait) {
-                Ok(msg) => {
-                    self.receive(msg)?;
-                    while let Ok(msg) = self.rx.try_recv() {
-                        self.receive(msg)?;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    unreachable!("the driver keeps a sender")
-                }
+            let wake_at = Instant::now() + wait;
+            let mut next = self.session.next(wake_at);
+            while let Some(delivery) = next.map_err(|b| self.broken(b.worker.unwrap_or(0), b))? {
+                self.receive(delivery)?;
+                next = self.session.try_next();
             }
         }
     }
@@ -484,7 +418,7 @@ impl<'a> Driver<'a> {
                         "worker p{}#{} did not answer `hello` within {:?}",
                         self.incarnations[slot.incarnation as usize], slot.incarnation, startup
                     ),
-                    stderr: slot.worker.stderr_tail(),
+                    stderr: self.session.stderr_tail(slot.worker),
                 });
             }
         }
@@ -527,34 +461,17 @@ impl<'a> Driver<'a> {
         &mut self,
         agent: usize,
         mut op: Op,
-        command: Value,
+        command: WireOp,
         task: Task,
     ) -> Result<(), DriveError> {
-        let a = &self.agents[agent];
-        let slot = &mut self.slots[a.slot];
-        let seq = slot.next_seq;
-        slot.next_seq += 1;
-        let mut command = command;
-        command["seq"] = json!(seq);
-        command["thread"] = json!(thread_name(op.thread));
-        let line = command.to_string();
-        op.invoke_ns = self.clock.now_ns();
+        let worker = self.slots[self.agents[agent].slot].worker;
+        op.invoke_ns = now_ns();
         let index = self.history.ops.len() as u32;
-        if let Err(e) = slot.worker.send(&line) {
-            let status = slot.worker.exit_status(Duration::from_millis(200));
-            return Err(DriveError {
-                message: format!(
-                    "cannot write to worker p{}#{} ({e}); {}",
-                    a.slot,
-                    slot.incarnation,
-                    match status {
-                        Some(s) => format!("it exited with {s}"),
-                        None => "it is still running".into(),
-                    }
-                ),
-                stderr: slot.worker.stderr_tail(),
-            });
-        }
+        let seq = self
+            .session
+            .send(worker, Some(&thread_name(op.thread)), command)
+            .map_err(|broken| self.broken(worker, broken))?;
+        let slot = &mut self.slots[self.agents[agent].slot];
         slot.outstanding
             .insert(seq, Waiting::Op { op: index, agent });
         self.history.ops.push(op);
@@ -592,7 +509,9 @@ impl<'a> Driver<'a> {
                     .expect("checked");
                 let mut op = self.op(agent, OpKind::Close, lock);
                 op.object = Some(handle.object);
-                let command = json!({"op": "close", "handle": handle.name});
+                let command = WireOp::Close {
+                    handle: handle.name,
+                };
                 self.send(agent, op, command, Task::Close)
             }
             Action::Reopen | Action::Acquire => self.acquire(agent, lock, class),
@@ -624,14 +543,20 @@ impl<'a> Driver<'a> {
             let mut op = self.op(agent, OpKind::Open, lock);
             op.object = Some(object);
             op.timeout_ms = timeout_ms;
-            let command = json!({"op": "open", "handle": name, "path": lock_path(lock),
-                "timeout_ms": timeout_ms, "callback": false});
+            let command = WireOp::Open {
+                handle: name,
+                path: lock_path(lock).into(),
+                timeout_ms,
+                callback: false,
+            };
             return self.send(agent, op, command, Task::OpenThenAcquire { lock, class });
         };
         let mut op = self.op(agent, OpKind::Acquire, lock);
         op.object = Some(handle.object);
         op.timeout_ms = handle.timeout_ms;
-        let command = json!({"op": "acquire", "handle": handle.name});
+        let command = WireOp::Acquire {
+            handle: handle.name,
+        };
         self.send(agent, op, command, Task::Acquire { lock, class })
     }
 
@@ -646,7 +571,9 @@ impl<'a> Driver<'a> {
         if self.witness {
             let mut op = self.op(agent, OpKind::Witness, lock);
             op.hold = Some(acquire);
-            let command = json!({"op": "witness", "path": counter_path(lock)});
+            let command = WireOp::Witness {
+                path: counter_path(lock).into(),
+            };
             return self.send(
                 agent,
                 op,
@@ -683,7 +610,9 @@ impl<'a> Driver<'a> {
         }
         op.object = Some(handle.object);
         op.hold = Some(acquire);
-        let command = json!({"op": "release", "handle": handle.name});
+        let command = WireOp::Release {
+            handle: handle.name,
+        };
         let task = Task::Release {
             lock,
             class,
@@ -693,83 +622,40 @@ impl<'a> Driver<'a> {
         self.send(agent, op, command, task)
     }
 
-    /// Handles one message from a worker.
-    fn receive(&mut self, msg: Msg) -> Result<(), DriveError> {
-        let slot_index = self.incarnations[msg.proc];
-        if self.slots[slot_index].incarnation as usize != msg.proc {
-            // A killed worker's last words.
-            return Ok(());
+    /// A break the session saw, with the stderr of the worker it blames.
+    fn broken(&self, worker: usize, broken: Broken) -> DriveError {
+        DriveError {
+            stderr: self.session.stderr_tail(broken.worker.unwrap_or(worker)),
+            message: broken.message,
         }
-        let line = match msg.incoming {
-            Incoming::Line(line) => line,
-            Incoming::Eof | Incoming::ReadError(_) => {
-                let slot = &mut self.slots[slot_index];
-                let status = slot.worker.exit_status(Duration::from_millis(500));
-                let why = match msg.incoming {
-                    Incoming::ReadError(e) => format!("wrote {e}"),
-                    _ => "closed its output".into(),
-                };
-                return Err(DriveError {
-                    message: format!(
-                        "worker p{slot_index}#{} {why}; {} (with {} command(s) unanswered)",
-                        slot.incarnation,
-                        match status {
-                            Some(s) => format!("it exited with {s}"),
-                            None => "it is still running".into(),
-                        },
-                        slot.outstanding.len()
-                    ),
-                    stderr: slot.worker.stderr_tail(),
-                });
-            }
-        };
-        let broken = |slot: &Slot, what: String| DriveError {
-            message: format!("worker p{slot_index}#{} {what}: {line:?}", slot.incarnation),
-            stderr: slot.worker.stderr_tail(),
-        };
-        let value: Value = serde_json::from_str(&line).map_err(|e| {
-            broken(
-                &self.slots[slot_index],
-                format!("wrote a line that is not JSON ({e})"),
-            )
-        })?;
-        let Some(seq) = value.get("seq") else {
-            if value.get("event").is_some() {
-                return Ok(());
-            }
-            return Err(broken(
-                &self.slots[slot_index],
-                "wrote a message that is neither a reply nor an event".into(),
-            ));
-        };
-        let Some(waiting) = seq
-            .as_u64()
-            .and_then(|seq| self.slots[slot_index].outstanding.remove(&seq))
+    }
+
+    /// Handles one message from a worker.
+    fn receive(&mut self, delivery: Delivery) -> Result<(), DriveError> {
+        let Delivery::Reply {
+            worker,
+            reply,
+            at_ns,
+            ..
+        } = delivery
         else {
-            return Err(broken(
-                &self.slots[slot_index],
-                "answered a `seq` that is not awaiting an answer".into(),
-            ));
+            // Events (contention callbacks) play no part in stress runs.
+            return Ok(());
         };
-        let outcome_text = value.get("outcome").and_then(Value::as_str).unwrap_or("");
+        let slot_index = self.incarnations[worker];
+        let broken = |driver: &Driver<'_>, what: String| DriveError {
+            message: format!("worker {} {what}: {reply:?}", driver.session.name(worker)),
+            stderr: driver.session.stderr_tail(worker),
+        };
+        let Some(waiting) = self.slots[slot_index].outstanding.remove(&reply.seq) else {
+            // The session checked the seq; a reply of a worker since replaced is not awaited.
+            return Ok(());
+        };
         match waiting {
             Waiting::Hello => {
-                let version = value.get("protocol").and_then(Value::as_u64);
-                if version != Some(PROTOCOL_VERSION) {
-                    return Err(broken(
-                        &self.slots[slot_index],
-                        format!(
-                            "speaks protocol {version:?}, the runner speaks {PROTOCOL_VERSION}"
-                        ),
-                    ));
-                }
-                let declares = |name: &str| {
-                    value
-                        .get("capabilities")
-                        .and_then(Value::as_array)
-                        .is_some_and(|caps| caps.iter().any(|c| c.as_str() == Some(name)))
-                };
-                self.slots[slot_index].release_any_thread = !declares("no_release_any_thread");
+                let declares = |name: &str| reply.hello.capabilities.iter().any(|c| c == name);
+                self.slots[slot_index].release_any_thread =
+                    !declares(capability::NO_RELEASE_ANY_THREAD);
                 self.slots[slot_index].ready = true;
                 let at = Instant::now();
                 for agent in self.agents.iter_mut().filter(|a| a.slot == slot_index) {
@@ -782,23 +668,23 @@ impl<'a> Driver<'a> {
                 Ok(())
             }
             Waiting::Op { op, agent } => {
-                let Some(outcome) = Outcome::parse(outcome_text) else {
+                let Some(outcome) = Outcome::parse(reply.outcome.as_str()) else {
                     return Err(broken(
-                        &self.slots[slot_index],
-                        format!("answered with an unknown outcome {outcome_text:?}"),
+                        self,
+                        format!("answered with the outcome {}", reply.outcome),
                     ));
                 };
                 let record = &mut self.history.ops[op as usize];
-                record.complete_ns = Some(self.clock.at_ns(msg.at));
-                record.start_ns = value.get("start_ns").and_then(Value::as_u64);
-                record.end_ns = value.get("t_ns").and_then(Value::as_u64);
+                record.complete_ns = Some(at_ns);
+                record.start_ns = reply.start_ns;
+                record.end_ns = reply.t_ns;
                 record.outcome = outcome;
                 if record.op == OpKind::Witness && outcome == Outcome::Ok {
-                    record.value = value.get("value").and_then(Value::as_u64);
-                    record.collision = value.get("collision").and_then(Value::as_bool);
+                    record.value = reply.value;
+                    record.collision = reply.collision;
                     if record.value.is_none() || record.collision.is_none() {
                         return Err(broken(
-                            &self.slots[slot_index],
+                            self,
                             "answered `witness` without an integer `value` and a boolean `collision`".into(),
                         ));
                     }
@@ -922,9 +808,9 @@ impl<'a> Driver<'a> {
             candidates
         };
         let victim = pool[self.kills.below(pool.len() as u64) as usize];
-        let sent_ns = self.clock.now_ns();
-        self.slots[victim].worker.kill_all();
-        let reaped_ns = self.clock.now_ns();
+        let sent_ns = now_ns();
+        self.session.kill_tree(self.slots[victim].worker);
+        let reaped_ns = now_ns();
         let old = self.slots[victim].incarnation;
         self.history.kills.push(Kill {
             proc: victim as u32,
@@ -943,8 +829,7 @@ impl<'a> Driver<'a> {
             agent.handles.clear();
         }
         let fresh = self.start_worker(victim)?;
-        let mut old_slot = std::mem::replace(&mut self.slots[victim], fresh);
-        old_slot.worker.kill_all();
+        self.slots[victim] = fresh;
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 
 /// `CLOCK_MONOTONIC` (Linux, macOS and the other Unixes).
 #[cfg(unix)]
-pub(crate) fn now_ns() -> u64 {
+pub fn now_ns() -> u64 {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -17,7 +17,7 @@ pub(crate) fn now_ns() -> u64 {
 
 /// `QueryPerformanceCounter`, scaled to nanoseconds (Windows).
 #[cfg(windows)]
-pub(crate) fn now_ns() -> u64 {
+pub fn now_ns() -> u64 {
     use windows_sys::Win32::System::Performance::{
         QueryPerformanceCounter, QueryPerformanceFrequency,
     };
@@ -36,7 +36,7 @@ pub(crate) fn now_ns() -> u64 {
 
 /// Elsewhere, a clock of this process only, from its first reading.
 #[cfg(not(any(unix, windows)))]
-pub(crate) fn now_ns() -> u64 {
+pub fn now_ns() -> u64 {
     use std::sync::OnceLock;
     use std::time::Instant;
 
