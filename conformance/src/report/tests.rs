@@ -18,6 +18,7 @@ fn scenario(id: &str, rules: &[&str]) -> Scenario {
         requires: Vec::new(),
         processes: vec!["p1".into(), "p2".into()],
         steps: Vec::new(),
+        step_rules: Vec::new(),
     }
 }
 
