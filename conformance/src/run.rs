@@ -58,6 +58,8 @@ impl Verdict {
 pub struct Failure {
     /// Index of the step (0-based), if a step was running.
     pub step: Option<usize>,
+    /// The rule that step checks (the scenario's `rule_of` it); `None` before the first step.
+    pub rule: Option<String>,
     /// The step in words.
     pub summary: String,
     /// What the scenario expected.
@@ -130,7 +132,7 @@ pub fn run_mixed(imps: &[Implementation], scenario: &Scenario, settings: &Settin
         Ok(t) => t,
         Err(stop) => {
             return TrialReport {
-                verdict: stop.into_verdict(None, "start the workers".into()),
+                verdict: stop.into_verdict(None, None, "start the workers".into()),
                 elapsed: start.elapsed(),
                 timeline: Vec::new(),
                 stderr: Vec::new(),
@@ -177,16 +179,18 @@ impl Stop {
         }
     }
 
-    fn into_verdict(self, step: Option<usize>, summary: String) -> Verdict {
+    fn into_verdict(self, step: Option<usize>, rule: Option<String>, summary: String) -> Verdict {
         match self {
             Stop::Fail { expected, observed } => Verdict::Fail(Failure {
                 step,
+                rule,
                 summary,
                 expected,
                 observed,
             }),
             Stop::Broken(observed) => Verdict::Error(Failure {
                 step,
+                rule,
                 summary,
                 expected: "a worker that follows the protocol".into(),
                 observed,
@@ -194,6 +198,7 @@ impl Stop {
             Stop::Skip(reason) => Verdict::Skip(reason),
             Stop::Unavailable(observed) => Verdict::Error(Failure {
                 step,
+                rule,
                 summary,
                 expected: INSTALLED.into(),
                 observed,
@@ -635,7 +640,8 @@ impl<'a> Trial<'a> {
             let now = Instant::now();
             self.log(now, format!("step {}: {summary}", i + 1));
             if let Err(stop) = self.step(step).and_then(|()| self.drain()) {
-                let verdict = stop.into_verdict(Some(i), summary.clone());
+                let rule = self.scenario.rule_of(i).to_owned();
+                let verdict = stop.into_verdict(Some(i), Some(rule), summary.clone());
                 if let Verdict::Fail(f) | Verdict::Error(f) = &verdict {
                     let line = format!(
                         "step {} FAILED: expected {}; observed {}",
@@ -1108,7 +1114,12 @@ pub fn explain(
         scenario.description,
         scenario.file.display()
     );
-    for rule in &scenario.rules {
+    // The rule of the failing step; before the first step, every rule the scenario cites.
+    let rules = match &failure.rule {
+        Some(rule) => std::slice::from_ref(rule),
+        None => scenario.rules.as_slice(),
+    };
+    for rule in rules {
         let title = rule_titles.get(rule).map(String::as_str).unwrap_or("");
         let _ = writeln!(out, "  rule:     {rule} {title}");
     }
