@@ -58,7 +58,7 @@ impl Verdict {
 pub struct Failure {
     /// Index of the step (0-based), if a step was running.
     pub step: Option<usize>,
-    /// The rule that step checks (the scenario's `rule_of` it); `None` before the first step.
+    /// The rule that step checks ([`Scenario::rule_of`]); `None` before the first step.
     pub rule: Option<String>,
     /// The step in words.
     pub summary: String,
