@@ -2,8 +2,9 @@
 //! `expectations/NAME.json`, and the judgement of a trial against it.
 //!
 //! A file lists, by permanent scenario ID (`area::name`), the scenarios an implementation fails,
-//! each with the class of the failure (`fail`, `crash`, `timeout`), the step at which it happens
-//! and a one-line reason that names the rule. [`judge`] turns a trial's verdict and its
+//! each with the class of the failure (`fail`, `crash`, `timeout`), the step at which it happens,
+//! the rule that step checks (which the failure is charged to) and a one-line reason that names
+//! that rule. [`judge`] turns a trial's verdict and its
 //! expectation into a [`Cell`]: an expected failure that happens as expected is fine; one that
 //! passes, or fails differently, is itself a failure, so the files stay true.
 //! [`Expectations::bless`] rewrites a file from a run (`cargo xtask conformance --bless`), keeping
@@ -77,13 +78,18 @@ pub struct Expected {
     /// for a crash, whose step depends on timing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<usize>,
+    /// The rule of the step at which it fails: the rule the failure is charged to. Absent only in
+    /// a file written before rules were recorded (`--bless` adds it; `problems` reports it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     /// Why, in one line from the library's behaviour, naming the rule it breaks.
     pub reason: String,
 }
 
 impl Expected {
-    /// Whether `verdict` is this failure: the same class, at the same step (when one is given).
-    /// An implementation that is not installed never matches.
+    /// Whether `verdict` is this failure: the same class, at the same step (when one is given),
+    /// charged to the same rule (when one is given). An implementation that is not installed
+    /// never matches.
     pub fn matches(&self, verdict: &Verdict) -> bool {
         let (Verdict::Fail(failure) | Verdict::Error(failure)) = verdict else {
             return false;
@@ -93,15 +99,28 @@ impl Expected {
             && self
                 .step
                 .is_none_or(|step| failure.step.map(|i| i + 1) == Some(step))
+            && self
+                .rule
+                .as_ref()
+                .is_none_or(|rule| failure.rule.as_ref() == Some(rule))
     }
 
-    /// The failure in words: `fail at step 3`.
+    /// The failure in words: `fail at step 3 (REE-1)`.
     pub fn describe(&self) -> String {
-        match self.step {
-            Some(step) => format!("{} at step {step}", self.outcome),
-            None => self.outcome.to_string(),
-        }
+        describe(self.outcome, self.step, self.rule.as_deref())
     }
+}
+
+/// A failure in words: `fail at step 3 (REE-1)`, `crash (REL-2)`, `crash`.
+fn describe(class: Class, step: Option<usize>, rule: Option<&str>) -> String {
+    let mut s = match step {
+        Some(step) => format!("{class} at step {step}"),
+        None => class.to_string(),
+    };
+    if let Some(rule) = rule {
+        s.push_str(&format!(" ({rule})"));
+    }
+    s
 }
 
 /// The judgement of one trial against its expectation.
@@ -165,10 +184,9 @@ impl Cell {
     pub fn mismatch(&self, verdict: &Verdict) -> Option<String> {
         let expected = self.broken_expectation()?;
         let observed = match (verdict, Class::of(verdict)) {
-            (Verdict::Fail(f) | Verdict::Error(f), Some(class)) => match f.step {
-                Some(i) => format!("{class} at step {}", i + 1),
-                None => class.to_string(),
-            },
+            (Verdict::Fail(f) | Verdict::Error(f), Some(class)) => {
+                describe(class, f.step.map(|i| i + 1), f.rule.as_deref())
+            }
             _ => "a pass".to_owned(),
         };
         Some(format!(
@@ -323,10 +341,12 @@ impl Expectations {
     }
 
     /// Rewrites the entries of the scenarios that ran (`results`: scenario ID and verdict) so
-    /// that they describe this run: a pass removes the entry; a failure keeps the entry's reason
-    /// when its class is unchanged, and otherwise gets the reason "observed on `today`, reason
-    /// not yet reviewed", which a person must replace. Scenarios that were not applicable, or
-    /// whose implementation is not installed, keep their entries as they are.
+    /// that they describe this run: a pass removes the entry; a failure records its class, step
+    /// and rule, keeps the entry's reason when its class and rule are unchanged, and otherwise
+    /// gets the reason "observed on `today`, reason not yet reviewed", which a person must
+    /// replace. An entry that recorded no rule (a file from before rules were recorded) keeps its
+    /// reason if the reason names the rule. Scenarios that were not applicable, or whose
+    /// implementation is not installed, keep their entries as they are.
     pub fn bless<'a>(
         &mut self,
         results: impl IntoIterator<Item = (&'a str, &'a Verdict)>,
@@ -351,8 +371,18 @@ impl Expectations {
                 Class::Crash => None,
                 Class::Fail | Class::Timeout => failure.step.map(|i| i + 1),
             };
+            let rule = failure.rule.clone();
+            let same_rule = |old: &Expected| match (&old.rule, &rule) {
+                (Some(old), Some(new)) => old == new,
+                (None, Some(new)) => old.reason.contains(new.as_str()),
+                (_, None) => old.rule.is_none(),
+            };
             let reason = match self.failures.get(id) {
-                Some(old) if old.outcome == outcome && !old.reason.starts_with(UNREVIEWED) => {
+                Some(old)
+                    if old.outcome == outcome
+                        && same_rule(old)
+                        && !old.reason.starts_with(UNREVIEWED) =>
+                {
                     blessed.kept += 1;
                     old.reason.clone()
                 }
@@ -366,6 +396,7 @@ impl Expectations {
                 Expected {
                     outcome,
                     step,
+                    rule,
                     reason,
                 },
             );
@@ -396,8 +427,9 @@ impl Expectations {
     }
 
     /// What is wrong with the file against `suite`: entries for scenarios that do not exist,
-    /// steps beyond the scenario's end, and reasons that are still unreviewed or name none of
-    /// the rules the scenario cites. Empty when all is well.
+    /// steps beyond the scenario's end, a rule that is missing, not cited by the scenario or not
+    /// the rule of the step, and reasons that are still unreviewed or do not name the entry's
+    /// rule. Empty when all is well.
     pub fn problems(&self, suite: &Suite) -> Vec<String> {
         let mut problems = Vec::new();
         for (id, e) in &self.failures {
@@ -414,15 +446,36 @@ impl Expectations {
                     scenario.steps.len()
                 ));
             }
+            match (&e.rule, e.step) {
+                (None, _) => problems.push(format!(
+                    "{at}: no rule: rerun with --bless to record the rule of the failing step"
+                )),
+                (Some(rule), _) if !scenario.rules.contains(rule) => problems.push(format!(
+                    "{at}: rule {rule}, which the scenario does not cite (it cites {:?})",
+                    scenario.rules
+                )),
+                (Some(rule), Some(step))
+                    if (1..=scenario.steps.len()).contains(&step)
+                        && scenario.rule_of(step - 1) != rule =>
+                {
+                    problems.push(format!(
+                        "{at}: rule {rule}, but step {step} checks {}",
+                        scenario.rule_of(step - 1)
+                    ));
+                }
+                (Some(_), _) => {}
+            }
             if e.reason.starts_with(UNREVIEWED) {
                 problems.push(format!(
                     "{at}: the reason is not reviewed yet: {:?}",
                     e.reason
                 ));
-            } else if !scenario.rules.iter().any(|r| e.reason.contains(r.as_str())) {
+            } else if let Some(rule) = &e.rule
+                && !e.reason.contains(rule.as_str())
+            {
                 problems.push(format!(
-                    "{at}: the reason names none of the scenario's rules {:?}: {:?}",
-                    scenario.rules, e.reason
+                    "{at}: the reason does not name the entry's rule {rule}: {:?}",
+                    e.reason
                 ));
             }
             if e.reason.trim().is_empty() || e.reason.contains('\n') {
@@ -464,6 +517,7 @@ mod tests {
     use super::*;
     use crate::run::{FailKind, Failure};
 
+    /// A failure at `step`, which checks REL-2.
     fn failure(step: Option<usize>, observed: &str) -> Failure {
         Failure {
             kind: if observed.starts_with("no reply after") {
@@ -472,6 +526,7 @@ mod tests {
                 FailKind::WrongOutcome
             },
             step,
+            rule: step.map(|_| "REL-2".into()),
             summary: "acquire".into(),
             expected: "acquired".into(),
             observed: observed.into(),
@@ -486,8 +541,17 @@ mod tests {
         Expected {
             outcome,
             step,
+            rule: Some("REL-2".into()),
             reason: "REL-2: it is silent".into(),
         }
+    }
+
+    /// A failure at `step` that checks `rule`.
+    fn fail_of(step: usize, rule: &str) -> Verdict {
+        Verdict::Fail(Failure {
+            rule: Some(rule.into()),
+            ..failure(Some(step - 1), "timed_out after 300.0 ms")
+        })
     }
 
     #[test]
@@ -520,6 +584,18 @@ mod tests {
     )]
     #[case::fails_at_another_step(fail_at(4), Some(expected(Class::Fail, Some(3))), "fail", false)]
     #[case::fails_in_another_way(fail_at(3), Some(expected(Class::Crash, Some(3))), "fail", false)]
+    #[case::fails_charged_to_another_rule(
+        fail_of(3, "REL-3"),
+        Some(expected(Class::Fail, Some(3))),
+        "fail",
+        false
+    )]
+    #[case::crash_charged_to_another_rule(
+        Verdict::Error(Failure { rule: Some("REL-3".into()), ..failure(Some(2), "exited") }),
+        Some(expected(Class::Crash, None)),
+        "error",
+        false
+    )]
     #[case::starts_passing(
         Verdict::Pass,
         Some(expected(Class::Fail, Some(3))),
@@ -553,6 +629,7 @@ mod tests {
         let verdict = Verdict::Error(Failure {
             kind: FailKind::Unavailable,
             step: None,
+            rule: None,
             summary: "start the workers".into(),
             expected: INSTALLED_TEXT.into(),
             observed: "locket is not installed".into(),
@@ -575,14 +652,24 @@ mod tests {
                 ("a::now_passes".into(), expected(Class::Fail, Some(2))),
                 ("a::changed".into(), expected(Class::Crash, Some(2))),
                 ("a::skipped".into(), expected(Class::Fail, Some(2))),
+                ("a::other_rule".into(), expected(Class::Fail, Some(2))),
+                (
+                    "a::no_rule_yet".into(),
+                    Expected {
+                        rule: None,
+                        ..expected(Class::Fail, Some(2))
+                    },
+                ),
             ]),
         };
-        let (kept, passes, changed, new, skipped) = (
+        let (kept, passes, changed, new, skipped, other_rule, no_rule_yet) = (
             fail_at(3),
             Verdict::Pass,
             fail_at(2),
             fail_at(1),
             Verdict::Skip("n/a".into()),
+            fail_of(4, "REL-3"),
+            fail_at(2),
         );
         let blessed = file.bless(
             [
@@ -591,19 +678,33 @@ mod tests {
                 ("a::changed", &changed),
                 ("a::new", &new),
                 ("a::skipped", &skipped),
+                ("a::other_rule", &other_rule),
+                ("a::no_rule_yet", &no_rule_yet),
             ],
             "2030-01-02",
         );
         assert_eq!(
             blessed,
             Blessed {
-                kept: 1,
-                to_review: 2,
+                kept: 2,
+                to_review: 3,
                 removed: 1
             }
         );
         assert_eq!(file.failures["a::kept"].reason, "REL-2: it is silent");
         assert_eq!(file.failures["a::kept"].step, Some(3));
+        assert_eq!(file.failures["a::kept"].rule.as_deref(), Some("REL-2"));
+        assert_eq!(
+            file.failures["a::no_rule_yet"],
+            expected(Class::Fail, Some(2)),
+            "a reason that names the rule is kept, and the rule recorded"
+        );
+        let other = &file.failures["a::other_rule"];
+        assert_eq!(other.rule.as_deref(), Some("REL-3"));
+        assert!(
+            other.reason.starts_with(UNREVIEWED),
+            "a failure charged to another rule needs a new reason"
+        );
         assert!(!file.failures.contains_key("a::now_passes"));
         assert_eq!(
             file.failures["a::new"].reason,
@@ -646,6 +747,7 @@ mod tests {
         let entry = |step, reason: &str| Expected {
             outcome: Class::Fail,
             step,
+            rule: Some(reason.split(':').next().unwrap_or_default().to_owned()),
             reason: reason.into(),
         };
         let file = Expectations {
@@ -659,16 +761,37 @@ mod tests {
                 ),
                 (
                     "release::other_thread_releases".into(),
-                    entry(None, "observed on 2030-01-01, reason not yet reviewed"),
+                    Expected {
+                        rule: Some("REL-1".into()),
+                        ..entry(None, "observed on 2030-01-01, reason not yet reviewed")
+                    },
                 ),
                 (
                     "identity::two_processes".into(),
                     entry(None, "REL-2: wrong rule"),
                 ),
+                (
+                    "identity::two_objects_two_threads".into(),
+                    entry(Some(6), "IDN-1: not the rule of step 6"),
+                ),
+                (
+                    "reentrancy::same_object_times_out".into(),
+                    Expected {
+                        rule: Some("TMO-6".into()),
+                        ..entry(Some(6), "REE-1: names another rule than its own")
+                    },
+                ),
+                (
+                    "release::non_holding_object_same_process".into(),
+                    Expected {
+                        rule: None,
+                        ..entry(Some(4), "REL-4: fine, but no rule")
+                    },
+                ),
             ]),
         };
         let problems = file.problems(&suite);
-        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert_eq!(problems.len(), 7, "{problems:#?}");
         for (needle, problem) in [
             ("release::nothing: no such scenario", &problems),
             ("release::released_twice: step 99", &problems),
@@ -676,7 +799,19 @@ mod tests {
                 "other_thread_releases: the reason is not reviewed",
                 &problems,
             ),
-            ("two_processes: the reason names none", &problems),
+            (
+                "two_processes: rule REL-2, which the scenario does not cite",
+                &problems,
+            ),
+            (
+                "two_objects_two_threads: rule IDN-1, but step 6 checks ACQ-2",
+                &problems,
+            ),
+            (
+                "same_object_times_out: the reason does not name the entry's rule TMO-6",
+                &problems,
+            ),
+            ("non_holding_object_same_process: no rule", &problems),
         ] {
             assert!(
                 problem.iter().any(|p| p.contains(needle)),

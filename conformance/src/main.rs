@@ -84,7 +84,8 @@ struct Cli {
     results: Option<PathBuf>,
 
     /// Rewrite each implementation's expectation file (`expectations/NAME.json`) from this run:
-    /// passes are removed, reasons of unchanged failures kept, new ones marked for review.
+    /// passes are removed, failures recorded with their step and its rule, reasons of failures
+    /// with an unchanged outcome and rule kept, new ones marked for review.
     #[arg(long)]
     bless: bool,
 }
@@ -363,6 +364,7 @@ fn judge(test: &Test, report: &TrialReport) -> (Cell, Option<ExpectationNote>) {
     .map(|(e, held)| ExpectationNote {
         outcome: e.outcome.name().to_owned(),
         step: e.step,
+        rule: e.rule.clone(),
         reason: e.reason.clone(),
         held,
     });

@@ -92,6 +92,8 @@ pub struct Failure {
     pub kind: FailKind,
     /// Index of the step (0-based), if a step was running.
     pub step: Option<usize>,
+    /// The rule that step checks ([`Scenario::rule_of`]); `None` before the first step.
+    pub rule: Option<String>,
     /// The step in words.
     pub summary: String,
     /// What the scenario expected.
@@ -172,7 +174,7 @@ pub fn run_mixed(imps: &[Implementation], scenario: &Scenario, settings: &Settin
             Ok(noise) => settings.timing = settings.timing.with_noise(noise),
             Err(e) => {
                 return TrialReport {
-                    verdict: Stop::Broken(e).into_verdict(None, "calibrate the margins".into()),
+                    verdict: Stop::Broken(e).into_verdict(None, None, "calibrate the margins".into()),
                     elapsed: start.elapsed(),
                     timeline: Vec::new(),
                     stderr: Vec::new(),
@@ -186,7 +188,7 @@ pub fn run_mixed(imps: &[Implementation], scenario: &Scenario, settings: &Settin
         Ok(t) => t,
         Err(stop) => {
             return TrialReport {
-                verdict: stop.into_verdict(None, "start the workers".into()),
+                verdict: stop.into_verdict(None, None, "start the workers".into()),
                 elapsed: start.elapsed(),
                 timeline: Vec::new(),
                 stderr: Vec::new(),
@@ -252,7 +254,7 @@ impl Stop {
         }
     }
 
-    fn into_verdict(self, step: Option<usize>, summary: String) -> Verdict {
+    fn into_verdict(self, step: Option<usize>, rule: Option<String>, summary: String) -> Verdict {
         match self {
             Stop::Fail {
                 expected,
@@ -262,6 +264,7 @@ impl Stop {
             } => Verdict::Fail(Failure {
                 kind,
                 step,
+                rule,
                 summary,
                 expected,
                 observed,
@@ -269,6 +272,7 @@ impl Stop {
             Stop::Broken(observed) => Verdict::Error(Failure {
                 kind: FailKind::Runner,
                 step,
+                rule,
                 summary,
                 expected: "a worker that follows the protocol".into(),
                 observed,
@@ -276,6 +280,7 @@ impl Stop {
             Stop::Protocol(broken) => Verdict::Error(Failure {
                 kind: FailKind::Broken(broken.kind),
                 step,
+                rule,
                 summary,
                 expected: "a worker that follows the protocol".into(),
                 observed: broken.message,
@@ -284,6 +289,7 @@ impl Stop {
             Stop::Unavailable(observed) => Verdict::Error(Failure {
                 kind: FailKind::Unavailable,
                 step,
+                rule,
                 summary,
                 expected: INSTALLED.into(),
                 observed,
@@ -686,7 +692,8 @@ impl<'a> Trial<'a> {
             if let Err(stop) = self.step(step).and_then(|()| self.drain()) {
                 let blamed = stop.blamed_step().unwrap_or(i);
                 let summary = self.scenario.steps[blamed].summary();
-                let verdict = stop.into_verdict(Some(blamed), summary);
+                let rule = self.scenario.rule_of(blamed).to_owned();
+                let verdict = stop.into_verdict(Some(blamed), Some(rule), summary);
                 if let Verdict::Fail(f) | Verdict::Error(f) = &verdict {
                     let line = format!(
                         "step {} FAILED: expected {}; observed {}",
@@ -1303,7 +1310,12 @@ pub fn explain(
         scenario.description,
         scenario.file.display()
     );
-    for rule in &scenario.rules {
+    // The rule of the failing step; before the first step, every rule the scenario cites.
+    let rules = match &failure.rule {
+        Some(rule) => std::slice::from_ref(rule),
+        None => scenario.rules.as_slice(),
+    };
+    for rule in rules {
         let title = rule_titles.get(rule).map(String::as_str).unwrap_or("");
         let _ = writeln!(out, "  rule:     {rule} {title}");
     }

@@ -22,7 +22,7 @@ pub struct Scenario {
     pub file: PathBuf,
     /// The statement the scenario demonstrates.
     pub description: String,
-    /// IDs of the rules it checks.
+    /// IDs of the rules it checks; the first is its primary rule.
     pub rules: Vec<String>,
     /// Capabilities and environment conditions it needs.
     pub requires: Vec<Requirement>,
@@ -30,6 +30,32 @@ pub struct Scenario {
     pub processes: Vec<String>,
     /// What happens, in order.
     pub steps: Vec<Step>,
+    /// The rule each step checks, in the order of `steps`: the step's own `rule`, else the
+    /// primary rule.
+    pub step_rules: Vec<String>,
+}
+
+impl Scenario {
+    /// The primary rule: the first of `rules`, checked by every step that names no other.
+    pub fn primary(&self) -> &str {
+        &self.rules[0]
+    }
+
+    /// The rule that step `i` (counting from 0) checks.
+    pub fn rule_of(&self, i: usize) -> &str {
+        self.step_rules
+            .get(i)
+            .map_or_else(|| self.primary(), String::as_str)
+    }
+
+    /// The steps (counting from 0) that check `rule`.
+    pub fn steps_checking<'a>(&'a self, rule: &'a str) -> impl Iterator<Item = usize> + 'a {
+        self.step_rules
+            .iter()
+            .enumerate()
+            .filter(move |(_, r)| *r == rule)
+            .map(|(i, _)| i)
+    }
 }
 
 /// The top level of a scenario file, exactly as written.
@@ -41,7 +67,18 @@ struct ScenarioFile {
     #[serde(default)]
     requires: Vec<Requirement>,
     processes: Vec<String>,
-    steps: Vec<Step>,
+    steps: Vec<StepFile>,
+}
+
+/// One step as written: what happens, and the rule it checks if it names one. The rule is a
+/// field of every kind of step, so it is kept here rather than in each variant of [`Step`],
+/// whose own fields stay strict (`deny_unknown_fields`).
+#[derive(Debug, Deserialize)]
+struct StepFile {
+    #[serde(default)]
+    rule: Option<String>,
+    #[serde(flatten)]
+    step: Step,
 }
 
 /// Something a scenario needs from the worker or the environment.
@@ -531,6 +568,12 @@ pub fn parse(
             message,
         }
     })?;
+    let primary = raw.rules.first().cloned().unwrap_or_default();
+    let (steps, step_rules) = raw
+        .steps
+        .into_iter()
+        .map(|s| (s.step, s.rule.unwrap_or_else(|| primary.clone())))
+        .unzip();
     let scenario = Scenario {
         id: id.to_owned(),
         file: file.to_owned(),
@@ -538,7 +581,8 @@ pub fn parse(
         rules: raw.rules,
         requires: raw.requires,
         processes: raw.processes,
-        steps: raw.steps,
+        steps,
+        step_rules,
     };
     check(&scenario, known_rules).map_err(|(pointer, message)| {
         let (line, column) = locate(text, &pointer).unwrap_or((0, 0));
@@ -559,7 +603,7 @@ fn refine(text: &str, message: &str) -> Option<(usize, usize)> {
     let steps = value.get("steps")?.as_array()?;
     let i = steps
         .iter()
-        .position(|step| Step::deserialize(step).is_err())?;
+        .position(|step| StepFile::deserialize(step).is_err())?;
     let mut path = vec![Seg::Key("steps".into()), Seg::Index(i)];
     let named = message.split('`').nth(1).unwrap_or_default();
     if message.starts_with("unknown field") && steps[i].get(named).is_some() {
@@ -592,6 +636,34 @@ fn check(s: &Scenario, known_rules: &HashSet<String>) -> Result<(), CheckError> 
             return Err(at(
                 &[Seg::Key("rules".into()), Seg::Index(i)],
                 format!("rule `{rule}` is not defined in spec/SPEC.md"),
+            ));
+        }
+    }
+    for (i, rule) in s.step_rules.iter().enumerate() {
+        if !s.rules.contains(rule) {
+            return Err(at(
+                &[
+                    Seg::Key("steps".into()),
+                    Seg::Index(i),
+                    Seg::Key("rule".into()),
+                ],
+                format!(
+                    "the step checks rule `{rule}`, which the scenario does not cite; \
+                     expected one of: {}",
+                    s.rules.join(", ")
+                ),
+            ));
+        }
+    }
+    for (i, rule) in s.rules.iter().enumerate().skip(1) {
+        if !s.step_rules.contains(rule) {
+            return Err(at(
+                &[Seg::Key("rules".into()), Seg::Index(i)],
+                format!(
+                    "no step checks rule `{rule}`: give the steps that check it \
+                     `\"rule\": \"{rule}\"` (a step without one checks `{}`, the first rule)",
+                    s.rules[0]
+                ),
             ));
         }
     }
@@ -899,6 +971,27 @@ mod tests {
         assert!(
             matches!(&s.steps[3], Step::Acquire { expect: Expect::Blocks, thread, .. } if thread == "main")
         );
+        assert_eq!(
+            s.step_rules, ["IDN-2"; 7],
+            "every step checks the primary rule"
+        );
+    }
+
+    #[test]
+    fn a_step_checks_the_rule_it_names_else_the_primary() {
+        let text = GOOD
+            .replacen(r#"["IDN-2"]"#, r#"["IDN-2", "IDN-1"]"#, 1)
+            .replacen(
+                r#""expect": "released"}"#,
+                r#""expect": "released", "rule": "IDN-1"}"#,
+                1,
+            );
+        let s = parse("identity::x", Path::new("x.json"), &text, &rules()).unwrap();
+        assert_eq!(s.primary(), "IDN-2");
+        assert_eq!(s.rule_of(3), "IDN-2");
+        assert_eq!(s.rule_of(4), "IDN-1");
+        assert_eq!(s.steps_checking("IDN-1").collect::<Vec<_>>(), [4]);
+        assert_eq!(s.steps_checking("IDN-2").count(), 6);
     }
 
     #[rstest]
@@ -940,6 +1033,24 @@ mod tests {
         r#""expect": "blocks""#,
         10,
         "only `acquire` can be expected to block"
+    )]
+    #[case::step_rule_not_cited(
+        r#""expect": "blocks"}"#,
+        r#""expect": "blocks", "rule": "IDN-1"}"#,
+        9,
+        "the step checks rule `IDN-1`, which the scenario does not cite"
+    )]
+    #[case::rule_checked_by_no_step(
+        r#"["IDN-2"]"#,
+        r#"["IDN-2", "IDN-1"]"#,
+        3,
+        "no step checks rule `IDN-1`"
+    )]
+    #[case::step_rule_misspelt(
+        r#""expect": "blocks"}"#,
+        r#""expect": "blocks", "rules": "IDN-2"}"#,
+        9,
+        "unknown field `rules`"
     )]
     fn a_bad_scenario_names_the_line(
         #[case] from: &str,

@@ -130,6 +130,43 @@ fn the_good_example_loads() {
     assert_eq!(suite.scenarios[0].id, "identity::bad");
 }
 
+#[test]
+fn a_step_may_check_another_rule_the_scenario_cites() {
+    let text = GOOD
+        .replacen(r#"["IDN-2"]"#, r#"["IDN-2", "ACQ-2"]"#, 1)
+        .replacen(
+            r#""expect": ["acquired"]"#,
+            r#""expect": ["acquired"], "rule": "ACQ-2""#,
+            1,
+        );
+    let suite = load_with(&text).unwrap_or_else(|e| panic!("{e:?}"));
+    let s = &suite.scenarios[0];
+    assert_eq!(s.steps_checking("ACQ-2").collect::<Vec<_>>(), [5]);
+    assert_eq!(s.rule_of(0), "IDN-2");
+}
+
+#[test]
+fn a_step_names_a_rule_only_where_it_checks_another_than_the_primary() {
+    let suite = load();
+    let root = suite::default_root();
+    let mut problems = Vec::new();
+    for s in &suite.scenarios {
+        let text = fs::read_to_string(&s.file).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for (i, step) in value["steps"].as_array().unwrap().iter().enumerate() {
+            if step.get("rule").and_then(|r| r.as_str()) == Some(s.primary()) {
+                problems.push(format!(
+                    "{}: step {} names the primary rule {}; leave it out",
+                    s.file.strip_prefix(&root).unwrap_or(&s.file).display(),
+                    i + 1,
+                    s.primary()
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[rstest]
 #[case::syntax(r#""rules": ["IDN-2"],"#, r#""rules": ["IDN-2"]"#, 4)]
 #[case::unknown_field(r#""processes""#, r#""procs""#, 4)]
@@ -153,6 +190,8 @@ fn the_good_example_loads() {
     r#"{"op": "release", "process": "p2""#,
     10
 )]
+#[case::step_rule_not_cited(r#""expect": "blocks"}"#, r#""expect": "blocks", "rule": "IDN-1"}"#, 9)]
+#[case::rule_checked_by_no_step(r#"["IDN-2"]"#, r#"["IDN-2", "IDN-1"]"#, 3)]
 fn a_malformed_scenario_is_rejected_with_file_line_and_column(
     #[case] from: &str,
     #[case] to: &str,
@@ -176,6 +215,7 @@ fn a_malformed_scenario_is_rejected_with_file_line_and_column(
 #[case::unknown_timeout(r#""timeout": "short""#, r#""timeout": "brief""#)]
 #[case::empty_expect(r#""expect": ["acquired"]"#, r#""expect": []"#)]
 #[case::bad_rule_id(r#"["IDN-2"]"#, r#"["identity"]"#)]
+#[case::bad_step_rule(r#""expect": "blocks"}"#, r#""expect": "blocks", "rule": "identity"}"#)]
 fn the_schema_rejects_what_the_parser_rejects(#[case] from: &str, #[case] to: &str) {
     let root = suite::default_root();
     let schema: serde_json::Value =

@@ -21,6 +21,8 @@ fn locations() -> Locations {
     Locations::new(reference.parent().unwrap(), root())
 }
 
+/// Every entry names a scenario and step that exist and records the rule that step checks, and
+/// its reason is reviewed and names that rule (`Expectations::problems`).
 #[test]
 fn every_expectation_file_is_true_to_the_suite() {
     let suite = suite::load(&root()).expect("the suite loads");

@@ -140,7 +140,17 @@ fn a_broken_lock_gets_evidence_and_a_failing_exit_status() {
     assert!(evidence.step.is_some_and(|s| s >= 1 && s <= evidence.steps));
     assert!(!evidence.timeline.is_empty());
     assert!(trial.rerun.contains("--worker") && trial.rerun.ends_with(test));
+    assert_eq!(
+        evidence.rule.as_deref(),
+        Some("FIL-1"),
+        "the failing step checks FIL-1"
+    );
     assert_eq!(report.cell("FIL-1", "broken").unwrap().fail, 1);
+    assert_eq!(
+        report.cell("FIL-4", "broken").unwrap().pass,
+        1,
+        "the scenario's FIL-4 step came first and passed"
+    );
     assert!(report.failed());
 
     let md = read(&out.path().join("report.md"));

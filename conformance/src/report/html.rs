@@ -46,7 +46,7 @@ td.c a { color: inherit; font-weight: 600; }
 .fail { background: var(--fail); color: var(--fail-fg); }
 .error { background: var(--error); color: var(--error-fg); }
 .xfail { background: var(--xfail); color: var(--xfail-fg); }
-.na { background: var(--na); color: var(--na-fg); }
+.na, .unreached { background: var(--na); color: var(--na-fg); }
 .legend span { display: inline-block; padding: .05em .5em; border-radius: 4px; margin-right: .4em; }
 details.cell { border: 1px solid var(--line); border-radius: 6px; margin: .5em 0; padding: 0 .8em; }
 details.cell > summary { cursor: pointer; padding: .5em 0; font-weight: 600; }
@@ -181,8 +181,9 @@ fn legend(out: &mut String, report: &Report) {
         "<p class=\"legend\"><span class=\"pass\">passed</span><span class=\"fail\">failed, or an \
          expectation no longer holds</span><span class=\"error\">the worker broke</span>\
          <span class=\"xfail\">fails, as its expectation file records</span><span class=\"na\">not applicable</span>\
-         <span class=\"muted\">n/m: scenarios passed of those judged; a linked cell has evidence \
-         below</span></p>"
+         <span class=\"unreached\">not reached: the scenario failed at a step of another rule first</span>\
+         <span class=\"muted\">n/m: scenarios passed of those judged; a failure counts under the \
+         rule of the step that failed; a linked cell has evidence below</span></p>"
     );
 }
 
@@ -192,10 +193,10 @@ fn cell(counts: &Counts, anchor: Option<&str>) -> String {
     if class == CellClass::Empty {
         return "<td class=\"c\"></td>".to_owned();
     }
-    let text = if class == CellClass::NotApplicable {
-        "n/a".to_owned()
-    } else {
-        format!("{}/{}", counts.pass, counts.applicable())
+    let text = match class {
+        CellClass::NotApplicable => "n/a".to_owned(),
+        CellClass::NotReached => "not reached".to_owned(),
+        _ => format!("{}/{}", counts.pass, counts.applicable()),
     };
     let body = match anchor {
         Some(a) => format!("<a href=\"#{a}\">{text}</a>"),
@@ -294,7 +295,12 @@ fn evidence(out: &mut String, report: &Report) {
             }
             let trials: Vec<&TrialResult> = report
                 .trials_of(&row.rule, &c.implementation)
-                .filter(|t| t.is_notable())
+                .filter(|t| {
+                    !matches!(
+                        t.outcome_for(&row.rule),
+                        Outcome::Pass | Outcome::NotApplicable | Outcome::NotReached
+                    )
+                })
                 .collect();
             let heading = format!(
                 "{} · {} {}",
@@ -335,7 +341,7 @@ fn evidence(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
         "<h2 id=\"evidence\">Evidence</h2>\n<p class=\"muted\">One entry per failing cell; a \
-         scenario citing several rules appears under each.</p>"
+         failure appears under the rule of the step that failed.</p>"
     );
     for (id, counts, heading, trials) in sections {
         let class = counts.class();
@@ -363,6 +369,7 @@ fn class_word(c: CellClass) -> &'static str {
         CellClass::Error => "error",
         CellClass::Expected => "expected fail",
         CellClass::NotApplicable => "n/a",
+        CellClass::NotReached => "not reached",
     }
 }
 
@@ -374,6 +381,7 @@ fn outcome_tag(t: &TrialResult) -> String {
         Outcome::NotApplicable => ("na", "n/a"),
         Outcome::Expected => ("xfail", "expected fail"),
         Outcome::Unexpected => ("fail", "unexpected"),
+        Outcome::NotReached => ("unreached", "not reached"),
     };
     format!("<span class=\"tag {class}\">{word}</span>")
 }
@@ -396,9 +404,15 @@ fn trial(out: &mut String, report: &Report, t: &TrialResult) {
         .collect();
     dl(out, "rules", rules.join("<br>"));
     if let Some(ev) = &t.evidence {
-        let at = match ev.step {
-            Some(s) => format!("{s} of {}: <code>{}</code>", ev.steps, e(&ev.summary)),
-            None => format!("before the first step: {}", e(&ev.summary)),
+        let at = match (ev.step, &ev.rule) {
+            (Some(s), Some(rule)) => format!(
+                "{s} of {}, checking {}: <code>{}</code>",
+                ev.steps,
+                e(rule),
+                e(&ev.summary)
+            ),
+            (Some(s), None) => format!("{s} of {}: <code>{}</code>", ev.steps, e(&ev.summary)),
+            (None, _) => format!("before the first step: {}", e(&ev.summary)),
         };
         dl(out, "step", at);
         dl(out, "expected", e(&ev.expected));

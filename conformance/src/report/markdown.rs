@@ -210,9 +210,8 @@ pub fn markdown(report: &Report) -> String {
                 .expect("an expected outcome has a note");
             let _ = writeln!(
                 out,
-                "- {} ({}, {}): {}",
+                "- {} — {}: {}",
                 code(&t.test),
-                t.rules.join(", "),
                 note.describe(),
                 one_line(&note.reason)
             );
@@ -282,10 +281,13 @@ pub fn results_markdown(report: &Report) -> String {
     )
 }
 
-/// One line of the failure list.
+/// One line of the failure list, naming the rule the failure is charged to.
 fn failure_item(report: &Report, t: &TrialResult) -> String {
-    let rules: Vec<String> = t
-        .rules
+    let rules: Vec<&str> = match t.charged() {
+        Some(rule) => vec![rule],
+        None => t.rules.iter().map(String::as_str).collect(),
+    };
+    let rules: Vec<String> = rules
         .iter()
         .map(|r| format!("{r} {}", report.rule_title(r)))
         .collect();
@@ -325,7 +327,9 @@ fn failure_item(report: &Report, t: &TrialResult) -> String {
 /// The legend of the matrices.
 fn legend() -> &'static str {
     "✅ passed · ❌ failed (or an expectation no longer holds) · 💥 the worker broke · \
-     🟧 fails, as the implementation's expectation file records · ➖ not applicable · n/m: scenarios passed of those judged"
+     🟧 fails, as the implementation's expectation file records · ➖ not applicable · \
+     ⬜ not reached (the scenario failed at a step of another rule first) · \
+     n/m: scenarios passed of those judged; a failure counts under the rule of the step that failed"
 }
 
 /// A matrix cell: a symbol for its class and `passed/judged`.
@@ -337,6 +341,7 @@ pub(super) fn badge(c: &Counts) -> String {
         CellClass::Error => "💥",
         CellClass::Expected => "🟧",
         CellClass::NotApplicable => return "➖ n/a".to_owned(),
+        CellClass::NotReached => return "⬜ not reached".to_owned(),
     };
     format!("{symbol} {}/{}", c.pass, c.applicable())
 }

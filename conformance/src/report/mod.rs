@@ -5,14 +5,15 @@
 //!
 //! The model keeps the raw verdict of each trial (pass, fail, not applicable, error) apart from
 //! what the implementation's expectations say about it, so that an expected failure is reported
-//! as such and an expectation that no longer holds is a problem of its own.
+//! as such and an expectation that no longer holds is a problem of its own. A failure is charged to
+//! the rule of the step that failed ([`TrialResult::outcome_for`]): only that rule's cell shows it.
 
 pub mod env;
 mod html;
 mod markdown;
 pub mod terminal;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs;
 use std::io;
@@ -31,7 +32,7 @@ use crate::suite::Suite;
 
 /// The version of the JSON report's shape. Adding a field keeps it; renaming, removing or
 /// changing the meaning of one increments it.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// At most this many lines of a worker's stderr go into a report.
 const STDERR_LINES: usize = 40;
@@ -52,7 +53,7 @@ pub struct Report {
     /// The rules of the spec, in its order.
     pub rules: Vec<RuleInfo>,
     /// Rules x implementations: one row per rule, one cell per implementation, counting the
-    /// trials of the scenarios that cite the rule.
+    /// trials of the scenarios that cite the rule, each as [`TrialResult::outcome_for`] the rule.
     pub matrix: Vec<MatrixRow>,
     /// Every trial of one implementation against one scenario.
     pub trials: Vec<TrialResult>,
@@ -253,7 +254,8 @@ pub struct MatrixRow {
     pub cells: Vec<Cell>,
 }
 
-/// The trials of one implementation against the scenarios citing one rule.
+/// The trials of one implementation against the scenarios citing one rule, each counted as
+/// [`TrialResult::outcome_for`] that rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     /// The implementation's name.
@@ -330,6 +332,9 @@ pub struct ExpectationNote {
     pub outcome: String,
     /// The step (counting from 1) at which the file expects it; `None`: any step.
     pub step: Option<usize>,
+    /// The rule of that step, which the failure is charged to; `None` in a file that records
+    /// none.
+    pub rule: Option<String>,
     /// Its one-line reason.
     pub reason: String,
     /// Whether the trial ended as expected. An expectation that does not hold is a problem.
@@ -337,12 +342,16 @@ pub struct ExpectationNote {
 }
 
 impl ExpectationNote {
-    /// The expected failure in words: `fail at step 3`.
+    /// The expected failure in words: `fail at step 3 (REE-1)`.
     pub fn describe(&self) -> String {
-        match self.step {
+        let mut s = match self.step {
             Some(step) => format!("{} at step {step}", self.outcome),
             None => self.outcome.clone(),
+        };
+        if let Some(rule) = &self.rule {
+            s.push_str(&format!(" ({rule})"));
         }
+        s
     }
 }
 
@@ -361,6 +370,9 @@ pub enum Outcome {
     Expected,
     /// Did not end as its expectation says (passed, or failed differently).
     Unexpected,
+    /// Only in a rule's cell: the trial failed, at a step of another rule, before every step of
+    /// this rule had run, so it says nothing about this rule.
+    NotReached,
 }
 
 /// How the trials of a cell, an implementation or a run ended.
@@ -378,6 +390,8 @@ pub struct Counts {
     pub expected_fail: usize,
     /// Did not end as the expectations say: passed, or failed differently.
     pub unexpected: usize,
+    /// Only in a matrix cell: failed at a step of another rule before this rule's steps ran.
+    pub not_reached: usize,
 }
 
 impl Counts {
@@ -390,6 +404,7 @@ impl Counts {
             Outcome::NotApplicable => self.not_applicable += 1,
             Outcome::Expected => self.expected_fail += 1,
             Outcome::Unexpected => self.unexpected += 1,
+            Outcome::NotReached => self.not_reached += 1,
         }
     }
 
@@ -401,6 +416,7 @@ impl Counts {
             + self.not_applicable
             + self.expected_fail
             + self.unexpected
+            + self.not_reached
     }
 
     /// Trials that make the run fail: unexpected failures, errors and broken expectations.
@@ -420,14 +436,16 @@ impl Counts {
             CellClass::Expected
         } else if self.pass > 0 {
             CellClass::Pass
+        } else if self.not_reached > 0 {
+            CellClass::NotReached
         } else {
             CellClass::NotApplicable
         }
     }
 
-    /// Trials that were judged (not not-applicable).
+    /// Trials that were judged (neither not applicable nor not reached).
     pub fn applicable(&self) -> usize {
-        self.total() - self.not_applicable
+        self.total() - self.not_applicable - self.not_reached
     }
 }
 
@@ -441,6 +459,7 @@ impl fmt::Display for Counts {
             (self.expected_fail, "expected fail"),
             (self.unexpected, "unexpected"),
             (self.not_applicable, "n/a"),
+            (self.not_reached, "not reached"),
         ];
         let text: Vec<String> = parts
             .iter()
@@ -466,6 +485,8 @@ pub enum CellClass {
     Expected,
     /// Nothing could be judged.
     NotApplicable,
+    /// Nothing was judged: every trial failed at a step of another rule first.
+    NotReached,
     /// A worker broke.
     Error,
     /// A trial failed, or an expectation no longer holds.
@@ -480,6 +501,7 @@ impl CellClass {
             CellClass::Pass => "pass",
             CellClass::Expected => "xfail",
             CellClass::NotApplicable => "na",
+            CellClass::NotReached => "unreached",
             CellClass::Error => "error",
             CellClass::Fail => "fail",
         }
@@ -502,6 +524,8 @@ pub struct TrialResult {
     pub description: String,
     /// The rules the scenario cites.
     pub rules: Vec<String>,
+    /// The steps (counting from 1) that check each of those rules.
+    pub checks: BTreeMap<String, Vec<usize>>,
     /// What happened.
     pub verdict: Verdict,
     /// What the implementation's expectations say about this scenario, if anything.
@@ -533,6 +557,37 @@ impl TrialResult {
     pub fn is_notable(&self) -> bool {
         !matches!(self.outcome(), Outcome::Pass | Outcome::NotApplicable)
     }
+
+    /// The rule the trial's outcome is charged to: the rule of the failing step, or for a pass
+    /// that the expectations said would fail, the rule they name. `None` when the outcome
+    /// concerns every rule the scenario cites (a pass, not applicable, a failure before the
+    /// first step).
+    pub fn charged(&self) -> Option<&str> {
+        match (&self.evidence, &self.expectation) {
+            (Some(e), _) => e.step.and(e.rule.as_deref()),
+            (None, Some(note)) if self.verdict == Verdict::Pass => note.rule.as_deref(),
+            (None, _) => None,
+        }
+    }
+
+    /// Where this trial falls in the cell of `rule`: its [`TrialResult::outcome`] if it is
+    /// charged to that rule (or to every rule); otherwise a pass if every step of `rule` ran
+    /// before the failing step (or the trial passed), and not reached if not.
+    pub fn outcome_for(&self, rule: &str) -> Outcome {
+        let outcome = self.outcome();
+        match self.charged() {
+            None => outcome,
+            Some(charged) if charged == rule => outcome,
+            Some(_) => {
+                let failed_at = self.evidence.as_ref().and_then(|e| e.step);
+                let steps = self.checks.get(rule).map_or(&[][..], Vec::as_slice);
+                match failed_at {
+                    Some(at) if steps.iter().any(|&s| s >= at) => Outcome::NotReached,
+                    _ => Outcome::Pass,
+                }
+            }
+        }
+    }
 }
 
 /// What went wrong in a trial, and where.
@@ -540,6 +595,8 @@ impl TrialResult {
 pub struct Evidence {
     /// The step that failed, counting from 1; `None` before the first step (starting workers).
     pub step: Option<usize>,
+    /// The rule that step checks, which the failure is charged to; `None` before the first step.
+    pub rule: Option<String>,
     /// How many steps the scenario has.
     pub steps: usize,
     /// The step in words.
@@ -668,6 +725,7 @@ impl Recorder {
         let evidence = match &r.verdict {
             run::Verdict::Fail(f) | run::Verdict::Error(f) => Some(Evidence {
                 step: f.step.map(|i| i + 1),
+                rule: f.rule.clone(),
                 steps: t.scenario.steps.len(),
                 summary: redact(&f.summary),
                 expected: redact(&f.expected),
@@ -691,6 +749,15 @@ impl Recorder {
             scenario: t.scenario.id.clone(),
             description: t.scenario.description.clone(),
             rules: t.scenario.rules.clone(),
+            checks: t
+                .scenario
+                .rules
+                .iter()
+                .map(|rule| {
+                    let steps = t.scenario.steps_checking(rule).map(|i| i + 1).collect();
+                    (rule.clone(), steps)
+                })
+                .collect(),
             verdict: Verdict::of(&r.verdict),
             expectation,
             reason: match &r.verdict {
@@ -754,7 +821,7 @@ impl Recorder {
                 cells
                     .entry((rule.as_str(), t.implementation.as_str()))
                     .or_default()
-                    .add(outcome);
+                    .add(t.outcome_for(rule));
             }
         }
         let matrix = report
@@ -822,7 +889,8 @@ impl Report {
             .map(|c| &c.counts)
     }
 
-    /// The trials of `implementation` against scenarios citing `rule`.
+    /// The trials of `implementation` against scenarios citing `rule` (each counts in the rule's
+    /// cell as [`TrialResult::outcome_for`] it).
     pub fn trials_of<'a>(
         &'a self,
         rule: &'a str,

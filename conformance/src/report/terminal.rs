@@ -12,12 +12,12 @@ fn ansi(class: CellClass) -> Option<&'static str> {
         CellClass::Fail => Some("31"),
         CellClass::Error => Some("35"),
         CellClass::Expected => Some("33"),
-        CellClass::NotApplicable => Some("2"),
+        CellClass::NotApplicable | CellClass::NotReached => Some("2"),
         CellClass::Empty => None,
     }
 }
 
-/// A cell in words, such as `pass 3/3`, `FAIL 1/3`, `xfail 1/2`, `n/a 2/2`, padded to `width`.
+/// A cell in words, such as `pass 3/3`, `FAIL 1/3`, `xfail 1/2`, `n/a 2/2`, `unreached 1/1`.
 pub fn cell_text(c: &Counts) -> String {
     let total = c.total();
     match c.class() {
@@ -33,6 +33,7 @@ pub fn cell_text(c: &Counts) -> String {
         CellClass::Expected => format!("xfail {}/{total}", c.expected_fail),
         CellClass::Pass => format!("pass {}/{total}", c.pass),
         CellClass::NotApplicable => format!("n/a {}/{total}", c.not_applicable),
+        CellClass::NotReached => format!("unreached {}/{total}", c.not_reached),
     }
 }
 
@@ -57,7 +58,7 @@ pub fn table(report: &Report, colour: bool) -> String {
     let widths: Vec<usize> = report
         .implementations
         .iter()
-        .map(|i| i.name.chars().count().max(11) + 2)
+        .map(|i| i.name.chars().count().max(12) + 2)
         .collect();
     let _ = write!(out, "{:<7} {:<title_width$} ", "rule", "title");
     for (imp, w) in report.implementations.iter().zip(&widths) {
