@@ -137,6 +137,8 @@ async function execute(c) {
       const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
       return reply(c.seq, 'ok', { pid: child.pid });
     }
+    case 'sleep':
+      return timed(() => new Promise((resolve) => setTimeout(() => resolve('ok'), c.ms)));
     case 'witness': {
       const startNs = now();
       const [value, collision] = witness(c.path);

@@ -114,6 +114,8 @@ class _Worker:
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
             return self.reply(seq, "ok", pid=child.pid)
+        if op == "sleep":
+            return self.timed(seq, lambda: time.sleep(command["ms"] / 1000) or "ok")
         if op == "witness":
             start_ns = time.monotonic_ns()
             try:

@@ -14,7 +14,7 @@ use lockspec_protocol::{Op, Reply, Span, now_ns};
 use crate::process::{Implementation, is_privileged};
 use crate::scenario::{Expect, Kind, Requirement, Scenario, Step, parse_mode};
 use crate::session::{Broken, BrokenKind, Delivery, Sent, Session};
-use crate::timing::{Timeout, Timing, Window};
+use crate::timing::{Noise, Timeout, Timing, Window};
 
 /// Where and how trials run.
 #[derive(Debug, Clone, Default)]
@@ -174,7 +174,11 @@ pub fn run_mixed(imps: &[Implementation], scenario: &Scenario, settings: &Settin
             Ok(noise) => settings.timing = settings.timing.with_noise(noise),
             Err(e) => {
                 return TrialReport {
-                    verdict: Stop::Broken(e).into_verdict(None, None, "calibrate the margins".into()),
+                    verdict: Stop::Broken(e).into_verdict(
+                        None,
+                        None,
+                        "calibrate the margins".into(),
+                    ),
                     elapsed: start.elapsed(),
                     timeline: Vec::new(),
                     stderr: Vec::new(),
@@ -329,6 +333,13 @@ impl Received {
             .unwrap_or_default()
     }
 }
+
+/// How many plain sleeps measure a worker's wake-up delay, and how long each is.
+const SLEEP_PROBES: usize = 8;
+const SLEEP_PROBE: Duration = Duration::from_millis(10);
+
+/// The worker thread the sleeps run on, apart from every thread a scenario names.
+const NOISE_THREAD: &str = "lockspec-noise";
 
 /// An operation left blocked on a thread.
 #[derive(Debug, Clone)]
@@ -787,7 +798,7 @@ impl<'a> Trial<'a> {
             ));
         }
         if let Err(stop) = self.judge_time(&reply, limit, awaited) {
-            if !self.recheck_noise(&stop) {
+            if !self.recheck_noise(&stop, p)? {
                 return Err(stop);
             }
             self.judge_time(&reply, limit, awaited)?;
@@ -795,10 +806,11 @@ impl<'a> Trial<'a> {
         Ok(reply)
     }
 
-    /// Before a lock is judged too slow or too late, measures the machine's noise once more and
-    /// widens the margins if the moment is noisier than the start of the run was; says whether
-    /// the margins changed, so that the reply is judged again.
-    fn recheck_noise(&mut self, stop: &Stop) -> bool {
+    /// Before a lock is judged too slow or too late, measures the noise once more, with the
+    /// reference's hand-offs and with plain sleeps in the judged worker `p` (its runtime's own
+    /// wake-up delay, now), and widens the margins if the moment is noisier than the start of the
+    /// run was; says whether it measured, so that the reply is judged again.
+    fn recheck_noise(&mut self, stop: &Stop, p: usize) -> Result<bool, Stop> {
         let slow = matches!(
             stop,
             Stop::Fail {
@@ -806,40 +818,71 @@ impl<'a> Trial<'a> {
                 ..
             }
         );
-        let Some(reference) = self.reference.as_ref().filter(|_| slow && !self.rechecked) else {
-            return false;
-        };
+        if !slow || self.rechecked {
+            return Ok(false);
+        }
         self.rechecked = true;
-        let now = match crate::calibrate::calibrate(
-            reference,
-            Some(self.dir.path()),
-            self.timing,
-            crate::calibrate::RECHECK_ROUNDS,
-        ) {
-            Ok(noise) => noise,
-            Err(e) => {
-                self.log(Instant::now(), format!("noise not measured again: {e}"));
-                return false;
-            }
+        let reference = match &self.reference {
+            Some(reference) => crate::calibrate::calibrate(
+                reference,
+                Some(self.dir.path()),
+                self.timing,
+                crate::calibrate::RECHECK_ROUNDS,
+            )
+            .unwrap_or_else(|e| {
+                self.timeline.push(format!("noise not measured again: {e}"));
+                Noise::default()
+            }),
+            None => Noise::default(),
         };
+        let sleeps = self.sleep_noise(p)?;
         let before = self.timing.noise();
-        let noise = crate::timing::Noise {
-            handoff_p99: before.handoff_p99.max(now.handoff_p99),
-            overshoot_p99: before.overshoot_p99.max(now.overshoot_p99),
-            samples: before.samples + now.samples,
+        let noise = Noise {
+            handoff_p99: before.handoff_p99.max(reference.handoff_p99).max(sleeps),
+            overshoot_p99: before
+                .overshoot_p99
+                .max(reference.overshoot_p99)
+                .max(sleeps),
+            samples: before.samples + reference.samples,
         };
         self.timing = self.timing.with_noise(noise);
         self.log(
             Instant::now(),
             format!(
-                "noise measured again: hand-off p99 {}, overshoot p99 {}; margins now {} and {}",
-                ms(now.handoff_p99),
-                ms(now.overshoot_p99),
+                "noise measured again: reference hand-off p99 {}, overshoot p99 {}; {}'s sleeps woke up to {} late; margins now {} and {}",
+                ms(reference.handoff_p99),
+                ms(reference.overshoot_p99),
+                self.scenario.processes[p],
+                ms(sleeps),
                 ms(self.timing.handoff()),
                 ms(self.timing.overshoot())
             ),
         );
-        true
+        Ok(true)
+    }
+
+    /// How late worker `p` wakes from plain sleeps on a thread of its own (the most of a few);
+    /// zero for a worker that does not time its calls or cannot sleep.
+    fn sleep_noise(&mut self, p: usize) -> Result<Duration, Stop> {
+        let mut worst = Duration::ZERO;
+        if !self.session.timed(p) {
+            return Ok(worst);
+        }
+        for _ in 0..SLEEP_PROBES {
+            let op = Op::Sleep {
+                ms: SLEEP_PROBE.as_millis() as u64,
+            };
+            let seq = self.send(p, NOISE_THREAD, op)?;
+            let deadline = Instant::now() + self.timing.window(Window::Prompt) + SLEEP_PROBE;
+            let Some(reply) = self.wait_reply(p, seq, deadline)? else {
+                break;
+            };
+            if reply.kind != Kind::Ok {
+                break;
+            }
+            worst = worst.max(reply.took().saturating_sub(SLEEP_PROBE));
+        }
+        Ok(worst)
     }
 
     /// Judges how long an allowed reply took: a timeout neither early nor late, a single attempt

@@ -126,6 +126,9 @@ pub enum Op {
     },
     /// The data witness of stress runs: counts through `path`, watching for a second holder.
     Witness { path: PathBuf },
+    /// Sleeps `ms` milliseconds on the thread with the language's plain sleep and no lock: how
+    /// late it wakes is the noise of this worker's runtime on this machine, now.
+    Sleep { ms: u64 },
 }
 
 impl Op {
@@ -141,6 +144,7 @@ impl Op {
             Op::FileClose { .. } => "file_close",
             Op::SpawnChild { .. } => "spawn_child",
             Op::Witness { .. } => "witness",
+            Op::Sleep { .. } => "sleep",
         }
     }
 
@@ -153,7 +157,7 @@ impl Op {
 
     /// Whether the reply must carry `start_ns` and `t_ns` in version 2.
     pub fn is_timed(&self) -> bool {
-        self.calls_lock() || matches!(self, Op::Witness { .. })
+        self.calls_lock() || matches!(self, Op::Witness { .. } | Op::Sleep { .. })
     }
 }
 

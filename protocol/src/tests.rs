@@ -58,6 +58,7 @@ fn open(timeout_ms: Option<u64>, callback: bool) -> Op {
     r#"{"seq":9,"op":"witness","path":"counter","thread":"t3"}"#,
     9, Some("t3"), Op::Witness { path: "counter".into() }
 )]
+#[case::sleep(r#"{"seq":10,"op":"sleep","ms":5,"thread":"noise"}"#, 10, Some("noise"), Op::Sleep { ms: 5 })]
 #[case::unknown_fields_ignored(
     r#"{"seq":8,"op":"acquire","handle":"a","future":{"x":[1]},"deadline_ms":5}"#,
     8, None, Op::Acquire { handle: "a".into() }
@@ -264,6 +265,7 @@ fn the_spec_describes_these_types() {
         Op::Witness {
             path: PathBuf::new(),
         },
+        Op::Sleep { ms: 0 },
     ];
     for op in &every_op {
         assert!(

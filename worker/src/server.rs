@@ -243,6 +243,10 @@ impl Shared {
                 }
                 answer
             }
+            Op::Sleep { ms } => {
+                let ((), answer) = Answer::timed(|| thread::sleep(Duration::from_millis(ms)));
+                answer
+            }
             Op::SpawnChild { .. } => match self.spawn_child() {
                 Ok(pid) => Answer {
                     pid: Some(pid),
