@@ -4,8 +4,8 @@
 use std::ffi::OsString;
 use std::process::Command;
 
-/// Installs the peers that `--impl` names, builds every binary of `lockspec-conformance` in
-/// release mode, and runs `lockspec-bench ARGS` (with `--out target/lockspec` unless given).
+/// Installs the peers that `--impl` names, builds `lockspec-bench` and the Rust workers in release
+/// mode, and runs `lockspec-bench ARGS` (with `--out target/lockspec` unless given).
 pub fn run(args: &[String]) -> Result<(), String> {
     let peers = crate::peers::named_in(args);
     if !peers.is_empty() {
@@ -16,6 +16,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "build",
         "--quiet",
         "--release",
+        "--package",
+        "lockspec-bench",
         "--package",
         "lockspec-conformance",
         "--bins",
