@@ -77,8 +77,8 @@ pub fn trials(
     trials
 }
 
-/// The path of one of this package's binaries, for its tests: `CARGO_BIN_EXE_<name>` as the test
-/// runner sets it at run time (nextest remaps it when tests run from an archive on another
+/// The path of one of the calling package's binaries, for its tests: `CARGO_BIN_EXE_<name>` as the
+/// test runner sets it at run time (nextest remaps it when tests run from an archive on another
 /// machine), else as cargo set it at build time.
 #[macro_export]
 macro_rules! bin_path {

@@ -12,16 +12,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
         crate::peers::install(Some(&peers));
     }
     // Release mode: the workers are what is measured.
-    crate::run(crate::cargo().args([
-        "build",
-        "--quiet",
-        "--release",
-        "--package",
-        "lockspec-bench",
-        "--package",
-        "lockspec-conformance",
-        "--bins",
-    ]))?;
+    crate::run(
+        crate::cargo()
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "--package",
+                "lockspec-bench",
+            ])
+            .args(crate::RUNNER_AND_WORKERS)
+            .arg("--bins"),
+    )?;
     let exe = crate::target_dir()
         .join("release")
         .join(format!("lockspec-bench{}", std::env::consts::EXE_SUFFIX));

@@ -7,7 +7,7 @@
 //! installed its tests fail and say so, unless `LOCKSPEC_SKIP_MISSING_PEERS=1`, which turns them
 //! into ignored tests that give the reason.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
 use libtest_mimic::{Arguments, Completion, Trial};
@@ -64,11 +64,10 @@ fn plan() -> Result<Vec<Trial>, String> {
         timing: Timing::from_env()?,
         dir: None,
     };
-    // nextest sets this at run time too, remapped when the tests run from an archive.
-    let reference = std::env::var_os("CARGO_BIN_EXE_lockspec-worker-reference")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lockspec-worker-reference")));
-    let at = Locations::new(reference.parent().ok_or("no directory of workers")?, &root);
+    // Every Rust worker is built into one directory: this package's, and the reference's (a
+    // binary of lockspec-conformance).
+    let worker = Path::new(lockspec_conformance::bin_path!("lockspec-worker-std"));
+    let at = Locations::new(worker.parent().ok_or("no directory of workers")?, &root);
     let skip_missing = std::env::var_os(SKIP_MISSING).is_some_and(|v| v == "1");
     let mut judged = Vec::new();
     let mut skipped = Vec::new();
@@ -90,7 +89,7 @@ fn plan() -> Result<Vec<Trial>, String> {
         judged.push((imp, expected));
     }
     let mut all = trials(&suite, &judged, &settings, |name| {
-        format!("cargo nextest run -p lockspec-conformance --test conformance -E 'test(={name})'")
+        format!("cargo nextest run -p lockspec-peers --test conformance -E 'test(={name})'")
     });
     all.extend(skipped);
     all.sort_by(|a, b| a.name().cmp(b.name()));

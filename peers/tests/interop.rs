@@ -31,7 +31,10 @@ fn interop_scenarios() -> Vec<Scenario> {
 fn reference() -> Implementation {
     Implementation::new(
         "reference",
-        lockspec_conformance::bin_path!("lockspec-worker-reference"),
+        lockspec_conformance::sibling_bin(
+            lockspec_conformance::bin_path!("lockspec-worker-mutants"),
+            "lockspec-worker-reference",
+        ),
         &[],
     )
 }

@@ -16,9 +16,11 @@ fn root() -> PathBuf {
     suite::default_root()
 }
 
+/// Where the Rust workers are: this package's, and the reference's (of lockspec-conformance),
+/// built into the same directory.
 fn locations() -> Locations {
-    let reference = Path::new(lockspec_conformance::bin_path!("lockspec-worker-reference"));
-    Locations::new(reference.parent().unwrap(), root())
+    let worker = Path::new(lockspec_conformance::bin_path!("lockspec-worker-std"));
+    Locations::new(worker.parent().unwrap(), root())
 }
 
 #[test]

@@ -417,7 +417,10 @@ fn an_interrupted_lockspec_leaves_no_process_and_no_directory(
     let marker = marker("interrupted-cli");
     let dir = tempfile::tempdir().unwrap();
     let reports = tempfile::tempdir().unwrap();
-    let mut command = Command::new(lockspec_conformance::bin_path!("lockspec"));
+    let mut command = Command::new(lockspec_conformance::sibling_bin(
+        misbehave_bin(),
+        "lockspec",
+    ));
     command
         .arg("--out")
         .arg(reports.path())
