@@ -360,6 +360,12 @@ impl Builtin {
         self.language != Language::Rust
     }
 
+    /// Whether the library exists on this platform: some Rust peers are Unix-only.
+    pub fn exists_here(&self) -> bool {
+        let unix_only = matches!(self.launch, Launch::Rust { unix_only, .. } if unix_only);
+        cfg!(unix) || !unix_only
+    }
+
     /// The command that starts this implementation's worker.
     ///
     /// # Errors
@@ -373,8 +379,8 @@ impl Builtin {
             fix,
         };
         match self.launch {
-            Launch::Rust { binary, unix_only } => {
-                if unix_only && !cfg!(unix) {
+            Launch::Rust { binary, .. } => {
+                if !self.exists_here() {
                     return Err(missing(
                         format!("{} exists on Unix only", self.package),
                         "run it on Linux or macOS",

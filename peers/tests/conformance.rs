@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use libtest_mimic::{Arguments, Completion, Trial};
 use lockspec_conformance::expectations::Expectations;
-use lockspec_conformance::implementations::{self as builtins, Locations};
+use lockspec_conformance::implementations::{self as builtins, Language, Locations};
 use lockspec_conformance::timing::Timing;
 use lockspec_conformance::{Settings, Suite, suite, trials};
 
@@ -20,19 +20,8 @@ use lockspec_conformance::{Settings, Suite, suite, trials};
 /// tests instead of failures.
 const SKIP_MISSING: &str = "LOCKSPEC_SKIP_MISSING_PEERS";
 
-/// The implementations judged here: the reference, every Rust peer, and one Python peer.
-const JUDGED: &[&str] = &[
-    "reference",
-    "std",
-    "fs4",
-    "fd-lock",
-    "fslock",
-    #[cfg(unix)]
-    "file-lock",
-    #[cfg(unix)]
-    "named-lock",
-    "locket",
-];
+/// The Python peer judged here besides the Rust ones (`cargo xtask test` installs it).
+const PYTHON_PEER: &str = "locket";
 
 fn main() -> ExitCode {
     let mut args = Arguments::from_args();
@@ -71,8 +60,13 @@ fn plan() -> Result<Vec<Trial>, String> {
     let skip_missing = std::env::var_os(SKIP_MISSING).is_some_and(|v| v == "1");
     let mut judged = Vec::new();
     let mut skipped = Vec::new();
-    for &name in JUDGED {
-        let builtin = builtins::find(name).ok_or_else(|| format!("no built-in {name}"))?;
+    // The reference and every Rust peer of the registry that exists here, and one Python peer.
+    let rust = builtins::BUILTINS
+        .iter()
+        .filter(|b| b.language == Language::Rust && b.exists_here());
+    let python = builtins::find(PYTHON_PEER).ok_or_else(|| format!("no built-in {PYTHON_PEER}"))?;
+    for builtin in rust.chain([python]) {
+        let name = builtin.name;
         let imp = match builtin.resolve(&at) {
             Ok(imp) => imp,
             Err(missing) if skip_missing => {
