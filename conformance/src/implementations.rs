@@ -1,12 +1,13 @@
 //! The built-in implementations: every lock library lockspec judges, its language, its pinned
 //! version, and how to start its worker.
 //!
-//! Rust peers are binaries of this package, found next to the running executable. Python peers
-//! are adapter scripts under `adapters/python/`, run by a virtual environment's interpreter under
-//! `target/lockspec/python/VENV/`; the Node peer is `adapters/node/proper_lockfile.js`, run by
-//! `node` with the packages under `target/lockspec/node/`. `cargo xtask peers` installs both.
-//! [`Builtin::resolve`] turns an entry into an [`Implementation`], or says why it is not
-//! installed and what command fixes it.
+//! Rust workers are binaries, the reference's of this package and the other peers' of
+//! `lockspec-peers` (`peers/`); every package builds into one directory, so they are found next to
+//! the running executable. Python peers are adapter scripts under `adapters/python/`, run by a
+//! virtual environment's interpreter under `target/lockspec/python/VENV/`; the Node peer is
+//! `adapters/node/proper_lockfile.js`, run by `node` with the packages under
+//! `target/lockspec/node/`. `cargo xtask peers` installs both. [`Builtin::resolve`] turns an entry
+//! into an [`Implementation`], or says why it is not installed and what command fixes it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,8 +17,9 @@ use crate::process::Implementation;
 /// The command that installs the Python and Node peers.
 pub const INSTALL_PEERS: &str = "cargo xtask peers";
 
-/// The command that builds the Rust workers.
-pub const BUILD_WORKERS: &str = "cargo build -p lockspec-conformance --bins";
+/// The command that builds the Rust workers: the reference's, with the runner, and the others
+/// (`peers/`).
+pub const BUILD_WORKERS: &str = "cargo build -p lockspec-conformance -p lockspec-peers --bins";
 
 /// The environment variable that overrides where the Python and Node peers are installed
 /// (default: `lockspec/` in the target directory, next to the directory of the executables).
@@ -26,7 +28,7 @@ pub const PEERS_DIR_ENV: &str = "LOCKSPEC_PEERS_DIR";
 /// The language an implementation is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Language {
-    /// A worker binary of this package.
+    /// A worker binary, `lockspec-worker-NAME`, built beside the runner.
     Rust,
     /// An adapter script run by a virtual environment's interpreter.
     Python,
@@ -358,6 +360,12 @@ impl Builtin {
         self.language != Language::Rust
     }
 
+    /// Whether the library exists on this platform: some Rust peers are Unix-only.
+    pub fn exists_here(&self) -> bool {
+        let unix_only = matches!(self.launch, Launch::Rust { unix_only, .. } if unix_only);
+        cfg!(unix) || !unix_only
+    }
+
     /// The command that starts this implementation's worker.
     ///
     /// # Errors
@@ -371,8 +379,8 @@ impl Builtin {
             fix,
         };
         match self.launch {
-            Launch::Rust { binary, unix_only } => {
-                if unix_only && !cfg!(unix) {
+            Launch::Rust { binary, .. } => {
+                if !self.exists_here() {
                     return Err(missing(
                         format!("{} exists on Unix only", self.package),
                         "run it on Linux or macOS",

@@ -79,8 +79,8 @@ pub fn trials(
     trials
 }
 
-/// The path of one of this package's binaries, for its tests: `CARGO_BIN_EXE_<name>` as the test
-/// runner sets it at run time (nextest remaps it when tests run from an archive on another
+/// The path of one of the calling package's binaries, for its tests: `CARGO_BIN_EXE_<name>` as the
+/// test runner sets it at run time (nextest remaps it when tests run from an archive on another
 /// machine), else as cargo set it at build time.
 #[macro_export]
 macro_rules! bin_path {
@@ -90,6 +90,29 @@ macro_rules! bin_path {
             env!(concat!("CARGO_BIN_EXE_", $name)),
         )
     };
+}
+
+/// The path of `name`, a binary of another package of this workspace, for the tests of a package
+/// that needs it (`lockspec`, `lockspec-worker-reference`): every package builds its binaries into
+/// one directory, so it is beside `beside`, a binary of the test's own package ([`bin_path!`]).
+///
+/// Cargo builds a package's own binaries before its tests, not those of other packages:
+/// `cargo test --workspace` and `cargo xtask test` build them all, `cargo test -p PACKAGE` alone
+/// may find none, or an old one.
+///
+/// # Panics
+///
+/// If there is no such file, with the command that builds it.
+pub fn sibling_bin(beside: &str, name: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(beside)
+        .with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{name} is not built: no {}; run `{}`",
+        path.display(),
+        implementations::BUILD_WORKERS
+    );
+    path
 }
 
 /// The value of the environment variable `var` if it is set, else `built`. Used by [`bin_path!`].

@@ -25,10 +25,14 @@ use lockspec_conformance::{Implementation, Settings, suite};
 #[derive(Debug, Parser)]
 #[command(name = "lockspec", version)]
 struct Cli {
-    /// Built-in implementations to judge, comma-separated, or `all`: reference, std, fs4, fd-lock,
-    /// fslock, file-lock, named-lock, locket, locket-0.2, locks, filelock, portalocker,
-    /// fasteners, proper-lockfile. Python and Node ones need `cargo xtask peers`.
-    #[arg(long = "impl", value_delimiter = ',', default_value = "reference")]
+    /// Built-in implementations to judge, comma-separated, or `all` (the help lists them, from the
+    /// registry). Python and Node ones need `cargo xtask peers`.
+    #[arg(
+        long = "impl",
+        value_delimiter = ',',
+        default_value = "reference",
+        help = impl_help()
+    )]
     implementations: Vec<String>,
 
     /// Judge an external worker instead: its command line, split on spaces
@@ -245,6 +249,16 @@ fn reference(root: &Path) -> Result<Implementation, String> {
     let at = builtins::Locations::new(bin_dir, root);
     let reference = builtins::find("reference").ok_or("no built-in reference")?;
     reference.resolve(&at).map_err(|e| e.to_string())
+}
+
+/// The help of `--impl`: every built-in implementation, by name.
+fn impl_help() -> String {
+    format!(
+        "Built-in implementations to judge, comma-separated, or `all`: {}. Python and Node ones \
+         need `{}`",
+        builtins::names(),
+        builtins::INSTALL_PEERS
+    )
 }
 
 /// The implementations named on the command line, with their worker commands. A built-in one

@@ -4,22 +4,26 @@
 use std::ffi::OsString;
 use std::process::Command;
 
-/// Installs the peers that `--impl` names, builds every binary of `lockspec-conformance` in
-/// release mode, and runs `lockspec-bench ARGS` (with `--out target/lockspec` unless given).
+/// Installs the peers that `--impl` names, builds `lockspec-bench` and the Rust workers in release
+/// mode, and runs `lockspec-bench ARGS` (with `--out target/lockspec` unless given).
 pub fn run(args: &[String]) -> Result<(), String> {
     let peers = crate::peers::named_in(args);
     if !peers.is_empty() {
         crate::peers::install(Some(&peers));
     }
     // Release mode: the workers are what is measured.
-    crate::run(crate::cargo().args([
-        "build",
-        "--quiet",
-        "--release",
-        "--package",
-        "lockspec-conformance",
-        "--bins",
-    ]))?;
+    crate::run(
+        crate::cargo()
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "--package",
+                "lockspec-bench",
+            ])
+            .args(crate::RUNNER_AND_WORKERS)
+            .arg("--bins"),
+    )?;
     let exe = crate::target_dir()
         .join("release")
         .join(format!("lockspec-bench{}", std::env::consts::EXE_SUFFIX));

@@ -91,13 +91,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 .into(),
         );
     }
-    crate::run(crate::cargo().args([
-        "build",
-        "--quiet",
-        "--package",
-        "lockspec-conformance",
-        "--bins",
-    ]))?;
+    crate::run(
+        crate::cargo()
+            .args(["build", "--quiet"])
+            .args(crate::RUNNER_AND_WORKERS)
+            .arg("--bins"),
+    )?;
     let lockspec = crate::target_dir()
         .join("debug")
         .join(format!("lockspec{}", std::env::consts::EXE_SUFFIX));

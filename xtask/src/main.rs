@@ -99,16 +99,22 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-/// Builds `lockspec` and every worker of `lockspec-conformance` (debug profile) and returns the
-/// path of the binary `name`.
+/// The packages of the runner (`lockspec`, `lockspec-stress`, the reference's worker) and of the
+/// other Rust workers, as `cargo build` arguments: with `--bins`, the runner's `BUILD_WORKERS`.
+const RUNNER_AND_WORKERS: [&str; 4] = [
+    "--package",
+    "lockspec-conformance",
+    "--package",
+    "lockspec-peers",
+];
+
+/// Builds the runner and every Rust worker (debug profile) and returns the path of the binary
+/// `name`.
 fn build_conformance_bin(name: &str) -> Result<PathBuf, String> {
-    run(cargo().args([
-        "build",
-        "--quiet",
-        "--package",
-        "lockspec-conformance",
-        "--bins",
-    ]))?;
+    run(cargo()
+        .args(["build", "--quiet"])
+        .args(RUNNER_AND_WORKERS)
+        .arg("--bins"))?;
     Ok(target_dir()
         .join("debug")
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX)))

@@ -1,6 +1,6 @@
 //! `cargo xtask test`: every test of the workspace, the way CI runs them.
 
-/// The Python and Node peers that the conformance test (`conformance/tests/conformance.rs`)
+/// The Python and Node peers that the conformance test (`peers/tests/conformance.rs`)
 /// judges besides the Rust ones.
 pub const TESTED_PEERS: &[&str] = &["locket"];
 

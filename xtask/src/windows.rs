@@ -65,14 +65,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let started = Instant::now();
     crate::run(
         cross_cargo(&tools)
-            .args([
-                "build",
-                "--quiet",
-                "--package",
-                "lockspec-conformance",
-                "--bins",
-            ])
-            .args(["--target", TARGET]),
+            .args(["build", "--quiet"])
+            .args(crate::RUNNER_AND_WORKERS)
+            .args(["--bins", "--target", TARGET]),
     )?;
     let build_time = started.elapsed();
 

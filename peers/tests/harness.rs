@@ -249,7 +249,7 @@ fn the_well_behaved_mode_passes_so_the_faults_are_what_the_other_tests_see() {
 #[case::wrong_seq("wrong-seq", "no command with that seq was sent")]
 #[case::answer_twice("answer-twice", "a second time")]
 #[case::bad_outcome("bad-outcome", "unknown outcome \"granted\"")]
-#[case::protocol_2("protocol-2", "speaks protocol 2, this runner speaks 1")]
+#[case::future_protocol("future-protocol", "speaks protocol 99, this runner speaks 1 or 2")]
 #[case::spawn_child("spawn-child", "still holds its output open")]
 fn a_misbehaving_worker_is_an_error_that_says_what_it_did(#[case] mode: &str, #[case] says: &str) {
     let outcome = against(mode, SCENARIO);
@@ -418,7 +418,10 @@ fn an_interrupted_lockspec_leaves_no_process_and_no_directory(
     let marker = marker("interrupted-cli");
     let dir = tempfile::tempdir().unwrap();
     let reports = tempfile::tempdir().unwrap();
-    let mut command = Command::new(lockspec_conformance::bin_path!("lockspec"));
+    let mut command = Command::new(lockspec_conformance::sibling_bin(
+        misbehave_bin(),
+        "lockspec",
+    ));
     command
         .arg("--out")
         .arg(reports.path())

@@ -7,7 +7,8 @@
 //! all in the process table. `--touch` creates FILE first thing, so that a test can tell whether a
 //! worker was started at all. With `--mode good` it is a correct, single-threaded worker over the reference
 //! lock (enough for scenarios that use one thread per process); every other mode is that worker
-//! with one fault:
+//! with one fault. It speaks protocol version 1, without call times, so that the runner's way of
+//! judging version 1 workers stays tested too.
 //!
 //! | mode | fault |
 //! | --- | --- |
@@ -22,7 +23,7 @@
 //! | `wrong-seq` | answers every command after `hello` with its `seq` plus 1000 |
 //! | `answer-twice` | writes every reply twice |
 //! | `bad-outcome` | answers every command after `hello` with the outcome `granted` |
-//! | `protocol-2` | answers `hello` with protocol version 2 |
+//! | `future-protocol` | answers `hello` with a protocol version no runner speaks (99) |
 //! | `flood-stderr` | writes 8 MiB to stderr first, then behaves (stderr is for diagnostics) |
 //! | `spawn-child` | at the first `open`, starts a child that starts a grandchild that calls `setsid`, both sleeping forever and holding stdout open; exits with status 4 at the first `acquire` |
 //! | `spawn-child-then-hang` | starts the same child at the first `open`, then answers nothing after that `open` |
@@ -30,15 +31,17 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, Write};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use lockspec_protocol::{Command as Wire, Hello, Kind, Op, Reply};
 use lockspec_reference::{Error, FileLock};
-use serde_json::{Value, json};
 
 /// The protocol version of `spec/PROTOCOL.md` that this worker speaks (when it behaves).
 const PROTOCOL: u64 = 1;
+
+/// The version the `future-protocol` mode claims.
+const FUTURE_PROTOCOL: u64 = 99;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -54,7 +57,7 @@ enum Mode {
     WrongSeq,
     AnswerTwice,
     BadOutcome,
-    Protocol2,
+    FutureProtocol,
     FloodStderr,
     SpawnChild,
     SpawnChildThenHang,
@@ -79,7 +82,7 @@ impl Mode {
             "wrong-seq" => Mode::WrongSeq,
             "answer-twice" => Mode::AnswerTwice,
             "bad-outcome" => Mode::BadOutcome,
-            "protocol-2" => Mode::Protocol2,
+            "future-protocol" => Mode::FutureProtocol,
             "flood-stderr" => Mode::FloodStderr,
             "spawn-child" => Mode::SpawnChild,
             "spawn-child-then-hang" => Mode::SpawnChildThenHang,
@@ -174,29 +177,34 @@ impl Worker {
             let Ok(line) = line else {
                 fail("cannot read stdin")
             };
-            let Ok(command) = serde_json::from_str::<Value>(&line) else {
+            let Ok(command) = Wire::parse(&line) else {
                 fail(&format!("not a command: {line:?}"))
             };
-            self.serve(&command);
+            self.serve(command);
         }
         std::process::exit(0)
     }
 
-    fn serve(&mut self, command: &Value) {
-        let seq = command["seq"].as_u64().unwrap_or(0);
-        let op = command["op"].as_str().unwrap_or_default();
-        let field = |key: &str| command[key].as_str().unwrap_or_default().to_owned();
+    fn serve(&mut self, command: Wire) {
+        let seq = command.seq;
+        let op = command.op.name();
         if op == "hello" {
-            let protocol = if self.mode == Mode::Protocol2 {
-                2
+            let protocol = if self.mode == Mode::FutureProtocol {
+                FUTURE_PROTOCOL
             } else {
                 PROTOCOL
             };
-            return self.write(
-                &json!({"seq": seq, "outcome": "hello", "protocol": protocol,
-                "implementation": "misbehave", "version": "0.1.0", "language": "rust",
-                "capabilities": []}),
-            );
+            let hello = Hello {
+                protocol: Some(protocol),
+                implementation: Some("misbehave".into()),
+                version: Some("0.1.0".into()),
+                language: Some("rust".into()),
+                capabilities: Vec::new(),
+            };
+            return self.write(&Reply {
+                hello,
+                ..v1_reply(seq, Kind::Hello)
+            });
         }
         match self.mode {
             Mode::HangAfterHello | Mode::IgnoreSigterm => return,
@@ -219,61 +227,73 @@ impl Worker {
             }
             _ => {}
         }
-        let (outcome, extra) = match op {
-            "open" => {
-                let timeout = command["timeout_ms"].as_u64().map(Duration::from_millis);
-                match FileLock::open(Path::new(&field("path"))) {
-                    Ok(lock) => {
-                        self.handles
-                            .insert(field("handle"), lock.with_timeout(timeout));
-                        ("ok", None)
-                    }
-                    Err(e) => outcome(&e),
+        let (outcome, detail) = match command.op {
+            Op::Open {
+                handle,
+                path,
+                timeout_ms,
+                ..
+            } => match FileLock::open(&path) {
+                Ok(lock) => {
+                    let timeout = timeout_ms.map(Duration::from_millis);
+                    self.handles.insert(handle, lock.with_timeout(timeout));
+                    (Kind::Ok, None)
                 }
-            }
-            "acquire" | "release" => match self.handles.get(&field("handle")) {
-                Some(lock) if op == "acquire" => lock
+                Err(e) => outcome(&e),
+            },
+            Op::Acquire { handle } => match self.handles.get(&handle) {
+                Some(lock) => lock
                     .acquire()
-                    .map_or_else(|e| outcome(&e), |()| ("acquired", None)),
+                    .map_or_else(|e| outcome(&e), |()| (Kind::Acquired, None)),
+                None => (Kind::IoError, Some("unknown handle".to_owned())),
+            },
+            Op::Release { handle } => match self.handles.get(&handle) {
                 Some(lock) => lock
                     .release()
-                    .map_or_else(|e| outcome(&e), |()| ("released", None)),
-                None => ("io_error", Some("unknown handle".to_owned())),
+                    .map_or_else(|e| outcome(&e), |()| (Kind::Released, None)),
+                None => (Kind::IoError, Some("unknown handle".to_owned())),
             },
-            "close" => {
-                self.handles.remove(&field("handle"));
-                ("ok", None)
+            Op::Close { handle } => {
+                self.handles.remove(&handle);
+                (Kind::Ok, None)
             }
-            "file_open" => match File::open(field("path")) {
+            Op::FileOpen { file, path } => match File::open(path) {
                 Ok(f) => {
-                    self.files.insert(field("file"), f);
-                    ("ok", None)
+                    self.files.insert(file, f);
+                    (Kind::Ok, None)
                 }
-                Err(e) => ("io_error", Some(e.to_string())),
+                Err(e) => (Kind::IoError, Some(e.to_string())),
             },
-            "file_close" => {
-                self.files.remove(&field("file"));
-                ("ok", None)
+            Op::FileClose { file } => {
+                self.files.remove(&file);
+                (Kind::Ok, None)
             }
-            "spawn_child" => {
+            Op::SpawnChild { .. } => {
                 let pid = self.start(Mode::Child);
-                return self.write(&json!({"seq": seq, "outcome": "ok", "pid": pid}));
+                return self.write(&Reply {
+                    pid: Some(pid),
+                    ..v1_reply(seq, Kind::Ok)
+                });
             }
-            _ => ("unsupported", Some(format!("no op {op:?} here"))),
+            _ => (Kind::Unsupported, Some(format!("no op {op:?} here"))),
         };
         let seq = if self.mode == Mode::WrongSeq {
             seq + 1000
         } else {
             seq
         };
-        let outcome = if self.mode == Mode::BadOutcome {
-            "granted"
-        } else {
-            outcome
+        let reply = Reply {
+            detail,
+            ..v1_reply(seq, outcome)
         };
-        let mut reply = json!({"seq": seq, "outcome": outcome});
-        if let Some(detail) = extra {
-            reply["detail"] = json!(detail);
+        if self.mode == Mode::BadOutcome {
+            // An outcome the protocol does not have cannot be built from its types.
+            let line = reply.to_line().replacen(
+                &format!("\"outcome\":\"{}\"", outcome.as_str()),
+                "\"outcome\":\"granted\"",
+                1,
+            );
+            return self.write_line(&line);
         }
         self.write(&reply);
     }
@@ -293,8 +313,12 @@ impl Worker {
             .id()
     }
 
-    fn write(&mut self, reply: &Value) {
-        let line = format!("{reply}\n");
+    fn write(&mut self, reply: &Reply) {
+        self.write_line(&reply.to_line());
+    }
+
+    fn write_line(&mut self, line: &str) {
+        let line = format!("{line}\n");
         if self.mode == Mode::AnswerTwice {
             self.write_raw(&line.repeat(2));
         } else {
@@ -314,13 +338,21 @@ impl Worker {
     }
 }
 
+/// A reply as a version 1 worker writes it: no times.
+fn v1_reply(seq: u64, outcome: Kind) -> Reply {
+    Reply {
+        t_ns: None,
+        ..Reply::new(seq, outcome)
+    }
+}
+
 /// The protocol's outcome for an error of the reference lock.
-fn outcome(error: &Error) -> (&'static str, Option<String>) {
+fn outcome(error: &Error) -> (Kind, Option<String>) {
     match error {
-        Error::TimedOut { timeout, .. } if timeout.is_zero() => ("would_block", None),
-        Error::TimedOut { .. } => ("timed_out", None),
-        Error::NotHeld { .. } => ("not_held", None),
-        _ => ("io_error", Some(error.to_string())),
+        Error::TimedOut { timeout, .. } if timeout.is_zero() => (Kind::WouldBlock, None),
+        Error::TimedOut { .. } => (Kind::TimedOut, None),
+        Error::NotHeld { .. } => (Kind::NotHeld, None),
+        _ => (Kind::IoError, Some(error.to_string())),
     }
 }
 

@@ -7,6 +7,11 @@ use serde_json::Value;
 
 #[test]
 fn a_quick_run_measures_the_reference_and_the_baseline() {
+    // The reference's worker is a binary of lockspec-conformance, built beside the benchmark.
+    lockspec_conformance::sibling_bin(
+        lockspec_conformance::bin_path!("lockspec-bench"),
+        "lockspec-worker-reference",
+    );
     let out = tempfile::tempdir().unwrap();
     let output = Command::new(lockspec_conformance::bin_path!("lockspec-bench"))
         .args(["--quick", "--impl", "reference", "--out"])

@@ -8,14 +8,18 @@ use std::process::{Command, Output};
 use lockspec_conformance::report::{self, Report, Verdict};
 use serde_json::Value;
 
-/// Runs `lockspec ARGS --out DIR` and returns its output.
+/// Runs `lockspec ARGS --out DIR` and returns its output. `lockspec` is a binary of
+/// lockspec-conformance, built beside this package's workers.
 fn lockspec(out: &Path, args: &[&str]) -> Output {
-    Command::new(lockspec_conformance::bin_path!("lockspec"))
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .expect("lockspec runs")
+    Command::new(lockspec_conformance::sibling_bin(
+        lockspec_conformance::bin_path!("lockspec-worker-mutants"),
+        "lockspec",
+    ))
+    .args(args)
+    .arg("--out")
+    .arg(out)
+    .output()
+    .expect("lockspec runs")
 }
 
 fn read(path: &Path) -> String {

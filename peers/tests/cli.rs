@@ -10,17 +10,18 @@ use std::process::{Command, Output};
 
 use rstest::rstest;
 
-/// The `lockspec` binary.
-fn lockspec_bin() -> &'static str {
-    lockspec_conformance::bin_path!("lockspec")
+/// The `lockspec` binary, of lockspec-conformance: built beside this package's workers.
+fn lockspec_bin() -> PathBuf {
+    lockspec_conformance::sibling_bin(misbehave_bin(), "lockspec")
 }
 /// The `lockspec-worker-misbehave` binary.
 fn misbehave_bin() -> &'static str {
     lockspec_conformance::bin_path!("lockspec-worker-misbehave")
 }
 
-/// A scenario that loads, and that the cases below break one way each.
-const GOOD: &str = include_str!("fixtures/good_scenario.json");
+/// A scenario that loads, and that the cases below break one way each: the runner's fixture, which
+/// its parser and consistency tests use too.
+const GOOD: &str = include_str!("../../conformance/tests/fixtures/good_scenario.json");
 
 /// A suite root holding the real spec and one scenario, `scenarios/identity/bad.json`, and the
 /// path of a marker file that a started worker would create.

@@ -12,7 +12,10 @@ fn settings() -> Settings {
         dir: None,
         reference: Some(Implementation::new(
             "reference",
-            lockspec_conformance::bin_path!("lockspec-worker-reference"),
+            lockspec_conformance::sibling_bin(
+                lockspec_conformance::bin_path!("lockspec-worker-mutants"),
+                "lockspec-worker-reference",
+            ),
             &[],
         )),
     }
@@ -36,7 +39,10 @@ fn interop_scenarios() -> Vec<Scenario> {
 fn reference() -> Implementation {
     Implementation::new(
         "reference",
-        lockspec_conformance::bin_path!("lockspec-worker-reference"),
+        lockspec_conformance::sibling_bin(
+            lockspec_conformance::bin_path!("lockspec-worker-mutants"),
+            "lockspec-worker-reference",
+        ),
         &[],
     )
 }

@@ -10,16 +10,10 @@
 //! `bench.md`, `bench.html` and one `bench-NAME.svg` latency chart per implementation to `--out`.
 //! `cargo xtask bench` builds the workers in release mode and runs it.
 
-// A crate root's modules are found beside it; these live in `bench/`.
-#[path = "bench/client.rs"]
 mod client;
-#[path = "bench/cpu.rs"]
 mod cpu;
-#[path = "bench/measure.rs"]
 mod measure;
-#[path = "bench/raw.rs"]
 mod raw;
-#[path = "bench/render.rs"]
 mod render;
 
 use std::path::{Path, PathBuf};

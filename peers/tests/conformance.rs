@@ -7,12 +7,12 @@
 //! installed its tests fail and say so, unless `LOCKSPEC_SKIP_MISSING_PEERS=1`, which turns them
 //! into ignored tests that give the reason.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
 use libtest_mimic::{Arguments, Completion, Trial};
 use lockspec_conformance::expectations::Expectations;
-use lockspec_conformance::implementations::{self as builtins, Locations};
+use lockspec_conformance::implementations::{self as builtins, Language, Locations};
 use lockspec_conformance::timing::Timing;
 use lockspec_conformance::{Settings, Suite, suite, trials};
 
@@ -20,19 +20,8 @@ use lockspec_conformance::{Settings, Suite, suite, trials};
 /// tests instead of failures.
 const SKIP_MISSING: &str = "LOCKSPEC_SKIP_MISSING_PEERS";
 
-/// The implementations judged here: the reference, every Rust peer, and one Python peer.
-const JUDGED: &[&str] = &[
-    "reference",
-    "std",
-    "fs4",
-    "fd-lock",
-    "fslock",
-    #[cfg(unix)]
-    "file-lock",
-    #[cfg(unix)]
-    "named-lock",
-    "locket",
-];
+/// The Python peer judged here besides the Rust ones (`cargo xtask test` installs it).
+const PYTHON_PEER: &str = "locket";
 
 fn main() -> ExitCode {
     let mut args = Arguments::from_args();
@@ -65,18 +54,22 @@ fn plan() -> Result<Vec<Trial>, String> {
         dir: None,
         reference: None,
     };
-    // nextest sets this at run time too, remapped when the tests run from an archive.
-    let reference = std::env::var_os("CARGO_BIN_EXE_lockspec-worker-reference")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lockspec-worker-reference")));
-    let at = Locations::new(reference.parent().ok_or("no directory of workers")?, &root);
+    // Every Rust worker is built into one directory: this package's, and the reference's (a
+    // binary of lockspec-conformance).
+    let worker = Path::new(lockspec_conformance::bin_path!("lockspec-worker-std"));
+    let at = Locations::new(worker.parent().ok_or("no directory of workers")?, &root);
     let reference_builtin = builtins::find("reference").ok_or("no built-in reference")?;
     settings.reference = Some(reference_builtin.resolve(&at).map_err(|e| e.to_string())?);
     let skip_missing = std::env::var_os(SKIP_MISSING).is_some_and(|v| v == "1");
     let mut judged = Vec::new();
     let mut skipped = Vec::new();
-    for &name in JUDGED {
-        let builtin = builtins::find(name).ok_or_else(|| format!("no built-in {name}"))?;
+    // The reference and every Rust peer of the registry that exists here, and one Python peer.
+    let rust = builtins::BUILTINS
+        .iter()
+        .filter(|b| b.language == Language::Rust && b.exists_here());
+    let python = builtins::find(PYTHON_PEER).ok_or_else(|| format!("no built-in {PYTHON_PEER}"))?;
+    for builtin in rust.chain([python]) {
+        let name = builtin.name;
         let imp = match builtin.resolve(&at) {
             Ok(imp) => imp,
             Err(missing) if skip_missing => {
@@ -93,7 +86,7 @@ fn plan() -> Result<Vec<Trial>, String> {
         judged.push((imp, expected));
     }
     let mut all = trials(&suite, &judged, &settings, |name| {
-        format!("cargo nextest run -p lockspec-conformance --test conformance -E 'test(={name})'")
+        format!("cargo nextest run -p lockspec-peers --test conformance -E 'test(={name})'")
     });
     all.extend(skipped);
     all.sort_by(|a, b| a.name().cmp(b.name()));

@@ -15,7 +15,10 @@ fn settings() -> Settings {
         dir: None,
         reference: Some(Implementation::new(
             "reference",
-            lockspec_conformance::bin_path!("lockspec-worker-reference"),
+            lockspec_conformance::sibling_bin(
+                lockspec_conformance::bin_path!("lockspec-worker-mutants"),
+                "lockspec-worker-reference",
+            ),
             &[],
         )),
     }

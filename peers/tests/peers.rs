@@ -16,9 +16,11 @@ fn root() -> PathBuf {
     suite::default_root()
 }
 
+/// Where the Rust workers are: this package's, and the reference's (of lockspec-conformance),
+/// built into the same directory.
 fn locations() -> Locations {
-    let reference = Path::new(lockspec_conformance::bin_path!("lockspec-worker-reference"));
-    Locations::new(reference.parent().unwrap(), root())
+    let worker = Path::new(lockspec_conformance::bin_path!("lockspec-worker-std"));
+    Locations::new(worker.parent().unwrap(), root())
 }
 
 /// Every entry names a scenario and step that exist and records the rule that step checks, and
@@ -140,10 +142,10 @@ fn hello(program: &Path) -> Value {
 #[test]
 fn every_rust_peer_says_who_it_is() {
     let at = locations();
-    for b in BUILTINS.iter().filter(|b| b.language == Language::Rust) {
-        if !cfg!(unix) && matches!(b.name, "file-lock" | "named-lock") {
-            continue;
-        }
+    for b in BUILTINS
+        .iter()
+        .filter(|b| b.language == Language::Rust && b.exists_here())
+    {
         let imp = b.resolve(&at).unwrap_or_else(|e| panic!("{e}"));
         let reply = hello(Path::new(&imp.program));
         assert_eq!(reply["implementation"], b.name, "{reply}");
@@ -214,7 +216,10 @@ fn the_guide_adapter_passes() {
         dir: None,
         reference: Some(Implementation::new(
             "reference",
-            lockspec_conformance::bin_path!("lockspec-worker-reference"),
+            lockspec_conformance::sibling_bin(
+                lockspec_conformance::bin_path!("lockspec-worker-mutants"),
+                "lockspec-worker-reference",
+            ),
             &[],
         )),
     };

@@ -18,7 +18,10 @@ type Scripted = (OpKind, u32, Option<u64>);
 fn reference() -> Implementation {
     Implementation::new(
         "reference",
-        lockspec_conformance::bin_path!("lockspec-worker-reference"),
+        lockspec_conformance::sibling_bin(
+            lockspec_conformance::bin_path!("lockspec-worker-mutants"),
+            "lockspec-worker-reference",
+        ),
         &[],
     )
 }
