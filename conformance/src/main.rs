@@ -167,7 +167,8 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
     );
     let mut environment = environment;
     let margins = Margins::of(&settings.timing);
-    println!("margins: {}", margins.line());
+    // Like the progress lines, it may find its output gone (an interrupted `cargo xtask`).
+    let _ = writeln!(std::io::stdout(), "margins: {}", margins.line());
     environment.margins = Some(margins);
     let lock_base = cli.dir.clone().unwrap_or_else(std::env::temp_dir);
     let mut recorder = Recorder::new(environment, &suite, &implementations, &lock_base);

@@ -206,6 +206,12 @@ impl Timing {
         self.calibrated(OVERSHOOT_FLOOR, self.noise.overshoot_p99)
     }
 
+    /// How late a timed-out acquire may return in a stress run, where many workers contend on
+    /// the machine's cores: the history checker's bound, not calibrated.
+    pub fn stress_overshoot(&self) -> Duration {
+        self.ms(1000)
+    }
+
     /// How long a worker may take to start and answer `hello`.
     pub fn startup(&self) -> Duration {
         self.ms(10_000)

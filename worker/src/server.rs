@@ -679,14 +679,14 @@ mod tests {
     }
 
     #[test]
-    fn hello_answers_version_1_whatever_the_runner_speaks() {
+    fn hello_answers_its_own_version_whatever_the_runner_speaks() {
         let mut h = Harness::new(&["callback"]);
         let mut reply = h.call(json!({"op": "hello", "protocol": 7}));
         assert!(reply["t_ns"].is_u64());
         reply.as_object_mut().unwrap().remove("t_ns");
         assert_eq!(
             reply,
-            json!({"seq": 0, "outcome": "hello", "protocol": 1, "implementation": "fake",
+            json!({"seq": 0, "outcome": "hello", "protocol": PROTOCOL_VERSION, "implementation": "fake",
                 "version": "9.9", "language": "rust", "capabilities": ["callback"]})
         );
     }

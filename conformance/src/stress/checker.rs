@@ -40,7 +40,7 @@ impl Config {
     /// The margins of `timing`.
     pub fn new(timing: &Timing) -> Config {
         Config {
-            overshoot_ns: timing.overshoot().as_nanos() as u64,
+            overshoot_ns: timing.stress_overshoot().as_nanos() as u64,
             prompt_ns: timing.window(Window::Prompt).as_nanos() as u64,
             starve_after: 40,
             per_kind: 10,
