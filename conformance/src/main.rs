@@ -17,7 +17,7 @@ use lockspec_conformance::report::{
     self, Environment, ExpectationNote, Finished, Margins, Recorder,
 };
 use lockspec_conformance::run::{self, TrialReport, Verdict};
-use lockspec_conformance::scenario::Scenario;
+use lockspec_conformance::scenario::{Scenario, Tier};
 use lockspec_conformance::timing::Timing;
 use lockspec_conformance::{Implementation, Settings, suite};
 
@@ -64,9 +64,13 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     dir: Option<PathBuf>,
 
-    /// How many scenarios run at once.
-    #[arg(long, short = 'j', default_value_t = 8)]
-    jobs: usize,
+    /// How many scenarios run at once (slow-tier scenarios, which mostly wait, run beside them).
+    #[arg(long, short = 'j', default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: u16,
+
+    /// Which tiers of scenarios to run: `fast`, `slow` (waits of tens of seconds) or `all`.
+    #[arg(long, value_enum, default_value_t = TierChoice::All)]
+    tier: TierChoice,
 
     /// The directory that holds spec/ and scenarios/ (default: LOCKSPEC_ROOT or the source tree).
     #[arg(long, value_name = "PATH")]
@@ -92,6 +96,24 @@ struct Cli {
     /// with an unchanged outcome and rule kept, new ones marked for review.
     #[arg(long)]
     bless: bool,
+}
+
+/// The tiers `--tier` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TierChoice {
+    Fast,
+    Slow,
+    All,
+}
+
+impl TierChoice {
+    fn includes(self, tier: Tier) -> bool {
+        match self {
+            TierChoice::All => true,
+            TierChoice::Fast => tier == Tier::Fast,
+            TierChoice::Slow => tier == Tier::Slow,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -158,7 +180,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
         Some(dir) => dir.clone(),
         None => default_out_dir()?,
     };
-    let jobs = cli.jobs.max(1);
+    let jobs = usize::from(cli.jobs);
     let environment = Environment::detect(
         cli.dir.as_deref(),
         settings.timing.scale(),
@@ -319,14 +341,19 @@ fn plan(
     let expectation = |imp: &str, s: &Scenario| -> Option<Expected> {
         expected.get(imp).and_then(|e| e.get(&s.id)).cloned()
     };
-    let keep = |name: &str| match &cli.filter {
+    let keep_name = |name: &str| match &cli.filter {
         None => true,
         Some(f) if cli.exact => name == f,
         Some(f) => name.contains(f.as_str()),
     };
+    let scenarios: Vec<&Scenario> = scenarios
+        .iter()
+        .filter(|s| cli.tier.includes(s.tier))
+        .collect();
+    let keep = keep_name;
     let mut tests = Vec::new();
     for imp in implementations {
-        for s in scenarios {
+        for &s in &scenarios {
             let name = format!("{}::{}", imp.name, s.id);
             if keep(&name) {
                 tests.push(Test {
@@ -344,7 +371,7 @@ fn plan(
     if cli.interop {
         for a in implementations {
             for b in implementations {
-                for s in scenarios.iter().filter(|s| is_interop(s)) {
+                for &s in scenarios.iter().filter(|s| is_interop(s)) {
                     let name = format!("{}+{}::{}", a.name, b.name, s.id);
                     if keep(&name) {
                         tests.push(Test {
@@ -485,25 +512,32 @@ fn default_out_dir() -> Result<PathBuf, String> {
 }
 
 /// Runs every test on `jobs` threads, printing one progress line per finished test.
+/// Runs the tests, `jobs` at a time; every slow-tier test starts at once on a thread of its own
+/// (they wait for tens of seconds and use almost nothing meanwhile), so that the slow tier adds
+/// about its longest scenario to the wall time.
 fn run_all(tests: &[Test], settings: &Settings, jobs: usize) -> Vec<TrialReport> {
-    let next = Arc::new(Mutex::new(0usize));
+    let (slow, fast): (Vec<usize>, Vec<usize>) =
+        (0..tests.len()).partition(|&i| tests[i].scenario.tier == Tier::Slow);
+    let queue = Arc::new(Mutex::new(fast.into_iter()));
     let (tx, rx) = mpsc::channel::<(usize, TrialReport)>();
     let total = tests.len();
     let colour = std::io::stdout().is_terminal();
     std::thread::scope(|scope| {
+        for i in slow {
+            let tx = tx.clone();
+            scope.spawn(move || {
+                let t = &tests[i];
+                let _ = tx.send((i, run::run_mixed(&t.players, &t.scenario, settings)));
+            });
+        }
         for _ in 0..jobs.min(total) {
-            let (next, tx) = (Arc::clone(&next), tx.clone());
+            let (queue, tx) = (Arc::clone(&queue), tx.clone());
             scope.spawn(move || {
                 loop {
-                    let i = {
-                        let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
-                        let i = *n;
-                        *n += 1;
-                        i
-                    };
-                    if i >= total {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let Some(i) = next else {
                         return;
-                    }
+                    };
                     let t = &tests[i];
                     let report = run::run_mixed(&t.players, &t.scenario, settings);
                     if tx.send((i, report)).is_err() {

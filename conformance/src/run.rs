@@ -371,6 +371,8 @@ struct Trial<'a> {
     freed_ns: Vec<u64>,
     /// The step being played.
     current: usize,
+    /// The identities (device, inode) recorded by `check_file` steps, by name.
+    identities: HashMap<String, (u64, u64)>,
     /// What measures the noise again before a lock is judged too slow, and whether it has.
     reference: Option<Implementation>,
     rechecked: bool,
@@ -457,6 +459,7 @@ impl<'a> Trial<'a> {
             replies: HashMap::new(),
             freed_ns: Vec::new(),
             current: 0,
+            identities: HashMap::new(),
             reference: settings.reference.clone(),
             rechecked: false,
             pending: HashMap::new(),
@@ -1207,11 +1210,13 @@ impl<'a> Trial<'a> {
                 path,
                 exists,
                 content,
+                identity,
             } => {
                 let full = self.path(path);
                 let found = full.exists();
                 if found != *exists {
-                    return Err(Stop::fail(
+                    return Err(Stop::failed(
+                        FailKind::File,
                         format!(
                             "{path} {}",
                             if *exists { "exists" } else { "does not exist" }
@@ -1224,12 +1229,40 @@ impl<'a> Trial<'a> {
                         Stop::Broken(format!("the runner cannot read {}: {e}", full.display()))
                     })?;
                     if got != want.as_bytes() {
-                        return Err(Stop::fail(
+                        return Err(Stop::failed(
+                            FailKind::File,
                             format!("{path} contains {want:?}"),
                             format!("{path} contains {:?}", String::from_utf8_lossy(&got)),
                         ));
                     }
                 }
+                if let Some(name) = identity {
+                    let now = file_identity(&full).map_err(|e| {
+                        Stop::Skip(format!("cannot read the identity of {path} here: {e}"))
+                    })?;
+                    match self.identities.get(name) {
+                        None => {
+                            self.identities.insert(name.clone(), now);
+                        }
+                        Some(&first) if first != now => {
+                            return Err(Stop::failed(
+                                FailKind::File,
+                                format!(
+                                    "{path} is still the file `{name}` (device and inode {first:?})"
+                                ),
+                                format!(
+                                    "{path} is another file (device and inode {now:?}): it was deleted and created again"
+                                ),
+                            ));
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            Step::HardLink { path, target } => {
+                let (link, target) = (self.path(path), self.path(target));
+                std::fs::hard_link(&target, &link)
+                    .map_err(|e| Stop::Skip(format!("cannot create a hard link here: {e}")))?;
             }
             Step::Mkdir { path, mode } => {
                 let full = self.path(path);
@@ -1291,6 +1324,22 @@ fn set_mode(_path: &Path, _mode: u32) -> std::io::Result<()> {
     Err(std::io::Error::new(
         std::io::ErrorKind::Unsupported,
         "Unix permission bits",
+    ))
+}
+
+/// The device and inode of a file (its identity across names).
+#[cfg(unix)]
+fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path)?;
+    Ok((metadata.dev(), metadata.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(_path: &Path) -> std::io::Result<(u64, u64)> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "device and inode numbers",
     ))
 }
 

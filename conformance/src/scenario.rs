@@ -33,6 +33,29 @@ pub struct Scenario {
     /// The rule each step checks, in the order of `steps`: the step's own `rule`, else the
     /// primary rule.
     pub step_rules: Vec<String>,
+    /// Whether it belongs to the quick tier or the slow one.
+    pub tier: Tier,
+}
+
+/// The tier of a scenario: `slow` ones wait for tens of seconds (`--tier` selects).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// Seconds at most.
+    #[default]
+    Fast,
+    /// Tens of seconds: waits that outlast the default timeouts of libraries.
+    Slow,
+}
+
+impl Tier {
+    /// The name used in scenario files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Fast => "fast",
+            Tier::Slow => "slow",
+        }
+    }
 }
 
 impl Scenario {
@@ -68,6 +91,8 @@ struct ScenarioFile {
     requires: Vec<Requirement>,
     processes: Vec<String>,
     steps: Vec<StepFile>,
+    #[serde(default)]
+    tier: Tier,
 }
 
 /// One step as written: what happens, and the rule it checks if it names one. The rule is a
@@ -338,7 +363,12 @@ pub enum Step {
         path: String,
         exists: bool,
         content: Option<String>,
+        /// A name for the file's identity (device and inode): the first check that gives the
+        /// name records it, and every later one asserts the file is still that same file.
+        identity: Option<String>,
     },
+    /// The runner creates a hard link `path` to the file `target`: a second name for one file.
+    HardLink { path: String, target: String },
     /// The runner creates a directory.
     Mkdir { path: String, mode: Option<String> },
     /// The runner creates a symbolic link to a directory.
@@ -393,6 +423,7 @@ impl Step {
             | Step::Kill { process } => Some(process),
             Step::WriteFile { .. }
             | Step::CheckFile { .. }
+            | Step::HardLink { .. }
             | Step::Mkdir { .. }
             | Step::Symlink { .. }
             | Step::Stress { .. } => None,
@@ -488,6 +519,7 @@ impl Step {
             }
             Step::Mkdir { path, .. } => format!("mkdir {path:?}"),
             Step::Symlink { path, target } => format!("symlink {path:?} -> {target:?}"),
+            Step::HardLink { path, target } => format!("hard_link {path:?} -> {target:?}"),
             Step::Stress { duration, seed } => {
                 format!("stress ({}, seed {seed})", duration.name())
             }
@@ -583,6 +615,7 @@ pub fn parse(
         processes: raw.processes,
         steps,
         step_rules,
+        tier: raw.tier,
     };
     check(&scenario, known_rules).map_err(|(pointer, message)| {
         let (line, column) = locate(text, &pointer).unwrap_or((0, 0));
@@ -874,6 +907,7 @@ fn check(s: &Scenario, known_rules: &HashSet<String>) -> Result<(), CheckError> 
             }
             Step::WriteFile { .. }
             | Step::CheckFile { .. }
+            | Step::HardLink { .. }
             | Step::Mkdir { .. }
             | Step::Symlink { .. }
             | Step::Stress { .. } => {}

@@ -22,6 +22,9 @@ pub enum Window {
     Prompt,
     /// A window that shows "waits forever".
     Long,
+    /// A window longer than the default timeouts libraries substitute for "none" (5, 10 and
+    /// 30 seconds): only in `slow` scenarios.
+    Forever,
 }
 
 impl Window {
@@ -31,6 +34,7 @@ impl Window {
             Window::Settle => "settle",
             Window::Prompt => "prompt",
             Window::Long => "long",
+            Window::Forever => "forever",
         }
     }
 }
@@ -46,6 +50,8 @@ pub enum Timeout {
     Zero,
     /// A short timeout that scenarios let expire.
     Short,
+    /// A timeout long enough that doubling it, or adding a second wait to it, is unmistakable.
+    Medium,
     /// A timeout longer than any scenario waits.
     Long,
 }
@@ -57,6 +63,7 @@ impl Timeout {
             Timeout::None => "none",
             Timeout::Zero => "zero",
             Timeout::Short => "short",
+            Timeout::Medium => "medium",
             Timeout::Long => "long",
         }
     }
@@ -188,6 +195,7 @@ impl Timing {
             Window::Settle => self.ms(200),
             Window::Prompt => self.ms(2000),
             Window::Long => self.ms(1000),
+            Window::Forever => self.ms(35_000),
         }
     }
 
@@ -197,6 +205,7 @@ impl Timing {
             Timeout::None => None,
             Timeout::Zero => Some(Duration::ZERO),
             Timeout::Short => Some(self.ms(300)),
+            Timeout::Medium => Some(self.ms(1000)),
             Timeout::Long => Some(self.ms(10_000)),
         }
     }

@@ -25,6 +25,7 @@ fn scenario_with(id: &str, rules: &[&str], step_rules: &[&str]) -> Scenario {
         processes: vec!["p1".into(), "p2".into()],
         steps: Vec::new(),
         step_rules: step_rules.iter().map(|r| (*r).to_owned()).collect(),
+        tier: Default::default(),
     }
 }
 
