@@ -371,6 +371,8 @@ struct Trial<'a> {
     freed_ns: Vec<u64>,
     /// The step being played.
     current: usize,
+    /// How many acquires of each (worker, handle) are unanswered: events may come only then.
+    acquiring: HashMap<(usize, String), u32>,
     /// The identities (device, inode) recorded by `check_file` steps, by name.
     identities: HashMap<String, (u64, u64)>,
     /// What measures the noise again before a lock is judged too slow, and whether it has.
@@ -460,6 +462,7 @@ impl<'a> Trial<'a> {
             freed_ns: Vec::new(),
             current: 0,
             identities: HashMap::new(),
+            acquiring: HashMap::new(),
             reference: settings.reference.clone(),
             rechecked: false,
             pending: HashMap::new(),
@@ -530,7 +533,14 @@ impl<'a> Trial<'a> {
             op,
             Op::Release { .. } | Op::Close { .. } | Op::FileClose { .. }
         );
+        let acquiring = match &op {
+            Op::Acquire { handle } => Some(handle.clone()),
+            _ => None,
+        };
         let seq = self.session.send(p, Some(thread), op).map_err(broken)?;
+        if let Some(handle) = acquiring {
+            *self.acquiring.entry((p, handle)).or_default() += 1;
+        }
         if frees {
             let at_ns = self.session.sent(p, seq).map_or_else(now_ns, |s| s.at_ns);
             self.freeing(at_ns);
@@ -553,7 +563,20 @@ impl<'a> Trial<'a> {
             } => {
                 let name = self.session.name(worker).to_owned();
                 self.log(at, format!("{name} event callback on {}", event.handle));
-                *self.callbacks.entry((worker, event.handle)).or_default() += 1;
+                let key = (worker, event.handle);
+                if self.acquiring.get(&key).copied().unwrap_or(0) == 0 {
+                    // PROTOCOL.md: an event is written before the reply to the acquire it
+                    // happened in, so none can come while no acquire on its object is answered.
+                    return Err(broken(Broken {
+                        kind: BrokenKind::StrayEvent,
+                        worker: Some(worker),
+                        message: format!(
+                            "worker {name} reported a call of the contention callback of {} while no acquire on it was unanswered",
+                            key.1
+                        ),
+                    }));
+                }
+                *self.callbacks.entry(key).or_default() += 1;
                 Ok(())
             }
             Delivery::Reply {
@@ -585,6 +608,11 @@ impl<'a> Trial<'a> {
                         .unwrap_or_default(),
                 );
                 self.log(at, line);
+                if let (true, Some(handle)) = (sent.op == "acquire", &sent.handle)
+                    && let Some(n) = self.acquiring.get_mut(&(worker, handle.clone()))
+                {
+                    *n = n.saturating_sub(1);
+                }
                 if let (true, Some(span)) = (sent.op == "release", span) {
                     self.freed_ns.push(span.t_ns);
                 }
@@ -1195,6 +1223,7 @@ impl<'a> Trial<'a> {
                 self.session
                     .kill(p)
                     .map_err(|e| Stop::Broken(format!("cannot kill worker {process}: {e}")))?;
+                self.acquiring.retain(|(q, _), _| *q != p);
                 // Reaped: whatever the worker held is free from now on.
                 self.freed_ns.push(now_ns());
                 self.pending.retain(|(q, _), _| *q != p);

@@ -43,6 +43,8 @@ pub enum BrokenKind {
     NoHello,
     /// It did not answer a command that never waits for a lock.
     Stuck,
+    /// It wrote an event outside the operation it belongs to.
+    StrayEvent,
 }
 
 /// A worker that broke the protocol: what kind of break, which worker, and the words for a person.
@@ -73,6 +75,8 @@ pub struct Sent {
     pub calls_lock: bool,
     /// Whether its reply must carry times in version 2 ([`Op::is_timed`]).
     pub timed: bool,
+    /// The lock object it concerns, for `open`, `acquire`, `release` and `close`.
+    pub handle: Option<String>,
     /// When the runner wrote it.
     pub at: Instant,
     /// The same moment on the shared monotonic clock.
@@ -236,6 +240,13 @@ impl Session {
             op: op.name(),
             calls_lock: op.calls_lock(),
             timed: op.is_timed(),
+            handle: match &op {
+                Op::Open { handle, .. }
+                | Op::Acquire { handle }
+                | Op::Release { handle }
+                | Op::Close { handle } => Some(handle.clone()),
+                _ => None,
+            },
             at: Instant::now(),
             at_ns: lockspec_protocol::now_ns(),
         };
