@@ -1,235 +1,196 @@
-//! The benchmark's side of the worker protocol: one worker process, commands by `seq`, and
-//! replies with the worker's own `start_ns` and `t_ns`. The benchmark asks for no contention
-//! callbacks, so events are read and ignored.
+//! The benchmark's side of the worker protocol: two workers of one implementation, a holder and
+//! a waiter, driven through the one protocol client ([`Session`]), and the worker's own times of
+//! each library call. The benchmark asks for no contention callbacks, so events are ignored.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use lockspec_conformance::process::{Implementation, Incoming, Msg, WorkerProcess};
-use serde_json::{Value, json};
+use lockspec_conformance::process::Implementation;
+use lockspec_conformance::session::{Delivery, Session};
+use lockspec_protocol::{Command, Hello, Kind, Op, Reply, Span};
 
 /// How long a worker gets to answer `hello`.
 const STARTUP: Duration = Duration::from_secs(20);
 
-/// The protocol version the benchmark speaks.
-const PROTOCOL_VERSION: u64 = 1;
-
-/// One running worker.
-pub struct Worker {
-    process: WorkerProcess,
-    rx: Receiver<Msg>,
-    next_seq: u64,
-    /// Replies received but not yet asked for, by `seq`.
-    replies: HashMap<u64, Value>,
-    /// The worker's reply to `hello`.
-    pub hello: Value,
-    /// The worker's role (`holder`, `waiter`), for messages.
-    name: &'static str,
+/// Which of the two workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The worker that holds the lock while the other waits.
+    Holder,
+    /// The worker that waits.
+    Waiter,
 }
 
-/// A reply to `acquire` or `release`: its outcome and the worker's times of the library call.
-#[derive(Debug, Clone)]
-pub struct Timed {
-    pub outcome: String,
-    pub start_ns: u64,
-    pub t_ns: u64,
-}
+impl Role {
+    /// The worker's index in the session: they are started in this order.
+    fn index(self) -> usize {
+        match self {
+            Role::Holder => 0,
+            Role::Waiter => 1,
+        }
+    }
 
-impl Timed {
-    /// How long the library call took.
-    pub fn duration_ns(&self) -> u64 {
-        self.t_ns.saturating_sub(self.start_ns)
+    /// The worker's name in messages.
+    fn name(self) -> &'static str {
+        match self {
+            Role::Holder => "holder",
+            Role::Waiter => "waiter",
+        }
     }
 }
 
-impl Worker {
-    /// Starts a worker for `imp` in `dir`, called `role` in messages, and shakes hands.
+/// The two running workers of one implementation.
+#[derive(Debug)]
+pub struct Workers {
+    session: Session,
+    /// Replies received but not yet asked for, by worker and `seq`.
+    early: HashMap<(usize, u64), Reply>,
+}
+
+impl Workers {
+    /// Starts the holder and the waiter of `imp` in `dir`, and shakes hands with both.
     ///
     /// # Errors
     ///
-    /// When the implementation is unavailable, the process cannot start, or it does not answer
-    /// `hello` with protocol version 1.
-    pub fn start(imp: &Implementation, dir: &Path, role: &'static str) -> Result<Worker, String> {
+    /// When the implementation is unavailable, a process cannot start, or a worker does not
+    /// answer `hello` in time with a protocol version that the session speaks.
+    pub fn start(imp: &Implementation, dir: &Path) -> Result<Workers, String> {
         if let Some(why) = &imp.unavailable {
             return Err(why.clone());
         }
-        let (tx, rx) = mpsc::channel();
-        let process = WorkerProcess::spawn(imp, 0, dir, tx, false)
-            .map_err(|e| format!("cannot start `{}`: {e}", imp.command_line()))?;
-        let mut worker = Worker {
-            process,
-            rx,
-            next_seq: 0,
-            replies: HashMap::new(),
-            hello: Value::Null,
-            name: role,
-        };
-        let hello = worker.call(
-            json!({"op": "hello", "protocol": PROTOCOL_VERSION}),
-            STARTUP,
-        )?;
-        if hello["protocol"] != PROTOCOL_VERSION {
-            return Err(format!(
-                "the {role} speaks protocol {}, the benchmark {PROTOCOL_VERSION}",
-                hello["protocol"]
-            ));
+        let mut session = Session::new(dir);
+        for role in [Role::Holder, Role::Waiter] {
+            let w = session
+                .spawn(imp, role.name(), false)
+                .map_err(|(broken, _)| broken.to_string())?;
+            debug_assert_eq!(w, role.index());
         }
-        worker.hello = hello;
-        Ok(worker)
+        let mut other = Vec::new();
+        session
+            .handshake(Instant::now() + STARTUP, &mut other)
+            .map_err(|broken| broken.to_string())?;
+        let mut workers = Workers {
+            session,
+            early: HashMap::new(),
+        };
+        for delivery in other {
+            workers.keep(delivery);
+        }
+        Ok(workers)
     }
 
-    /// The worker's process ID.
-    pub fn pid(&self) -> u32 {
-        self.process.id()
+    /// What `role` said about itself in its `hello` reply.
+    pub fn hello(&self, role: Role) -> &Hello {
+        self.session
+            .hello(role.index())
+            .expect("the workers have shaken hands")
     }
 
-    /// Sends `command` (its `seq` is filled in) and returns the `seq`.
+    /// The process ID of `role`.
+    pub fn pid(&self, role: Role) -> u32 {
+        self.session.pid(role.index())
+    }
+
+    /// Sends `op` to `role` on `thread` (`None`: the default thread) and returns its `seq`.
     ///
     /// # Errors
     ///
-    /// When the worker's stdin is closed.
-    pub fn send(&mut self, mut command: Value) -> Result<u64, String> {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        command["seq"] = json!(seq);
-        self.process
-            .send(&command.to_string())
-            .map_err(|e| format!("the {} cannot be sent {command}: {e}", self.name))?;
-        Ok(seq)
+    /// When the worker's stdin cannot be written.
+    pub fn send(&mut self, role: Role, thread: Option<&str>, op: Op) -> Result<u64, String> {
+        self.session
+            .send(role.index(), thread, op)
+            .map_err(|broken| broken.to_string())
     }
 
-    /// The reply to `seq`, waiting up to `within`.
+    /// The reply of `role` to `seq`, waiting up to `within`.
     ///
     /// # Errors
     ///
-    /// When no reply comes in time, or the worker breaks the protocol or exits.
-    pub fn reply(&mut self, seq: u64, within: Duration) -> Result<Value, String> {
+    /// When no reply comes in time, or a worker breaks the protocol or exits.
+    pub fn reply(&mut self, role: Role, seq: u64, within: Duration) -> Result<Reply, String> {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(reply) = self.replies.remove(&seq) {
+            if let Some(reply) = self.early.remove(&(role.index(), seq)) {
                 return Ok(reply);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if !self.receive(left)? {
-                return Err(format!(
-                    "the {} did not answer command {seq} within {within:?}",
-                    self.name
-                ));
+            match self.session.next(deadline).map_err(|b| b.to_string())? {
+                Some(delivery) => self.keep(delivery),
+                None => {
+                    return Err(format!(
+                        "the {} did not answer command {seq} within {within:?}",
+                        role.name()
+                    ));
+                }
             }
         }
     }
 
-    /// The reply to `seq` if it has already arrived.
+    /// The reply of `role` to `seq` if it has already arrived.
     ///
     /// # Errors
     ///
-    /// When the worker breaks the protocol or exits.
-    pub fn reply_now(&mut self, seq: u64) -> Result<Option<Value>, String> {
-        while self.receive(Duration::ZERO)? {}
-        Ok(self.replies.remove(&seq))
+    /// When a worker breaks the protocol or exits.
+    pub fn reply_now(&mut self, role: Role, seq: u64) -> Result<Option<Reply>, String> {
+        while let Some(delivery) = self.session.try_next().map_err(|b| b.to_string())? {
+            self.keep(delivery);
+        }
+        Ok(self.early.remove(&(role.index(), seq)))
     }
 
-    /// Sends `command` and waits up to `within` for its reply.
+    /// Sends `op` to `role` on `thread` and expects the outcome `expected` within `within`.
     ///
     /// # Errors
     ///
-    /// As [`Worker::send`] and [`Worker::reply`].
-    pub fn call(&mut self, command: Value, within: Duration) -> Result<Value, String> {
-        let seq = self.send(command)?;
-        self.reply(seq, within)
-    }
-
-    /// Sends `command` and expects the outcome `expected`.
-    ///
-    /// # Errors
-    ///
-    /// As [`Worker::call`], and when the outcome is another.
+    /// As [`Workers::send`] and [`Workers::reply`], and when the outcome is another.
     pub fn expect(
         &mut self,
-        command: Value,
-        expected: &str,
+        role: Role,
+        thread: Option<&str>,
+        op: Op,
+        expected: Kind,
         within: Duration,
-    ) -> Result<Value, String> {
-        let shown = command.to_string();
-        let reply = self.call(command, within)?;
-        if reply["outcome"] == expected {
+    ) -> Result<Reply, String> {
+        let shown = op.clone();
+        let seq = self.send(role, thread, op)?;
+        let reply = self.reply(role, seq, within)?;
+        if reply.outcome == expected {
             Ok(reply)
         } else {
+            let command = Command {
+                seq,
+                thread: thread.map(str::to_owned),
+                op: shown,
+            };
             Err(format!(
-                "the {} answered {shown} with {reply}, expected {expected}",
-                self.name
+                "the {} answered {} with {}, expected {expected}",
+                role.name(),
+                command.to_line(),
+                reply.to_line()
             ))
         }
     }
 
-    /// Receives one message, waiting up to `within`; `Ok(false)` when none came.
-    fn receive(&mut self, within: Duration) -> Result<bool, String> {
-        let msg = match self.rx.recv_timeout(within) {
-            Ok(msg) => msg,
-            Err(RecvTimeoutError::Timeout) => return Ok(false),
-            Err(RecvTimeoutError::Disconnected) => {
-                return Err(format!("the {}'s output is gone", self.name));
-            }
-        };
-        let line = match msg.incoming {
-            Incoming::Line(line) => line,
-            Incoming::Eof => {
-                return Err(format!(
-                    "the {} exited; its stderr:\n{}",
-                    self.name,
-                    self.process.stderr_tail()
-                ));
-            }
-            Incoming::ReadError(error) => {
-                return Err(format!(
-                    "the {} wrote something unreadable: {error}",
-                    self.name
-                ));
-            }
-        };
-        let value: Value = serde_json::from_str(&line).map_err(|e| {
-            format!(
-                "the {} wrote a line that is not JSON ({e}): {line:?}",
-                self.name
-            )
-        })?;
-        if let Some(seq) = value["seq"].as_u64() {
-            self.replies.insert(seq, value);
-        } else if value["event"].is_null() {
-            return Err(format!(
-                "the {} wrote neither a reply nor an event: {line}",
-                self.name
-            ));
+    /// Keeps a reply for [`Workers::reply`]; events are ignored.
+    fn keep(&mut self, delivery: Delivery) {
+        if let Delivery::Reply { worker, reply, .. } = delivery {
+            self.early.insert((worker, reply.seq), *reply);
         }
-        Ok(true)
     }
 }
 
-/// The outcome and times of a reply to `acquire` or `release`.
+/// The worker's times of the library call that `reply` answers.
 ///
 /// # Errors
 ///
-/// When the reply lacks `start_ns` or `t_ns`: the benchmark needs the worker's own times.
-pub fn timed(reply: &Value) -> Result<Timed, String> {
-    let field = |key: &str| {
-        reply[key].as_u64().ok_or_else(|| {
-            format!(
-                "the reply {reply} has no `{key}`; the benchmark needs the times that \
-                 spec/PROTOCOL.md asks of replies to acquire and release"
-            )
-        })
-    };
-    Ok(Timed {
-        outcome: reply["outcome"].as_str().unwrap_or_default().to_owned(),
-        start_ns: field("start_ns")?,
-        t_ns: field("t_ns")?,
+/// When the reply lacks `start_ns` or `t_ns` (a version 1 worker may): the benchmark needs the
+/// worker's own times.
+pub fn span(reply: &Reply) -> Result<Span, String> {
+    reply.span().ok_or_else(|| {
+        format!(
+            "the reply {} has no `start_ns` and `t_ns`; the benchmark needs the times that \
+             spec/PROTOCOL.md asks of replies to acquire and release",
+            reply.to_line()
+        )
     })
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.process.kill_all();
-    }
 }

@@ -8,13 +8,13 @@
 //! implementations in turn, each round taking its share of the samples.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lockspec_conformance::process::Implementation;
+use lockspec_protocol::{Kind as Outcome, Op, Span, now_ns};
 use serde::Serialize;
-use serde_json::json;
 
-use crate::client::{Worker, timed};
+use crate::client::{Role, Workers, span};
 use crate::cpu;
 
 /// How long any single reply may take before the benchmark gives up on the implementation.
@@ -23,6 +23,9 @@ const REPLY: Duration = Duration::from_secs(20);
 /// The timeout of the handle that measures hand-off to a timed acquire: far longer than any
 /// hand-off, so that it never expires.
 const TIMED_HANDOFF_TIMEOUT_MS: u64 = 60_000;
+
+/// The waiter's thread for its acquires and releases, so that its default thread stays free.
+const WAITER_THREAD: Option<&str> = Some("waiter");
 
 /// How many samples of each kind a run takes, and how long it watches CPU use.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -311,9 +314,10 @@ impl Subject {
             }
         };
         if let Some(pair) = &pair {
-            let field = |key: &str| pair.holder.hello[key].as_str().unwrap_or("?").to_owned();
-            measured.language = field("language");
-            measured.version = field("version");
+            let hello = pair.workers.hello(Role::Holder);
+            let field = |value: &Option<String>| value.as_deref().unwrap_or("?").to_owned();
+            measured.language = field(&hello.language);
+            measured.version = field(&hello.version);
         }
         Subject {
             imp: imp.clone(),
@@ -438,48 +442,64 @@ impl Subject {
 
 /// Two workers of one implementation on one lock file.
 struct Pair {
-    holder: Worker,
-    waiter: Worker,
+    workers: Workers,
     jitter: Jitter,
+}
+
+/// An acquire of `handle`.
+fn acquire(handle: &str) -> Op {
+    Op::Acquire {
+        handle: handle.into(),
+    }
+}
+
+/// A release of `handle`.
+fn release(handle: &str) -> Op {
+    Op::Release {
+        handle: handle.into(),
+    }
 }
 
 impl Pair {
     fn start(imp: &Implementation, dir: &Path, plan: &Plan) -> Result<Pair, String> {
-        let mut holder = Worker::start(imp, dir, "holder")?;
-        let mut waiter = Worker::start(imp, dir, "waiter")?;
-        let open = |handle: &str, timeout_ms: Option<u64>| {
-            json!({"op": "open", "handle": handle, "path": "bench.lock",
-                "timeout_ms": timeout_ms, "callback": false})
+        let mut workers = Workers::start(imp, dir)?;
+        let open = |handle: &str, timeout_ms: Option<u64>| Op::Open {
+            handle: handle.into(),
+            path: "bench.lock".into(),
+            timeout_ms,
+            callback: false,
         };
-        holder.expect(open("h", None), "ok", REPLY)?;
-        waiter.expect(open("block", None), "ok", REPLY)?;
-        waiter.expect(open("timed", Some(TIMED_HANDOFF_TIMEOUT_MS)), "ok", REPLY)?;
-        waiter.expect(open("short", Some(plan.timeout_ms)), "ok", REPLY)?;
+        let mut expect_ok = |role, op| workers.expect(role, None, op, Outcome::Ok, REPLY);
+        expect_ok(Role::Holder, open("h", None))?;
+        expect_ok(Role::Waiter, open("block", None))?;
+        expect_ok(Role::Waiter, open("timed", Some(TIMED_HANDOFF_TIMEOUT_MS)))?;
+        expect_ok(Role::Waiter, open("short", Some(plan.timeout_ms)))?;
         Ok(Pair {
-            holder,
-            waiter,
+            workers,
             jitter: Jitter::new(),
         })
     }
 
-    fn acquire_holder(&mut self) -> Result<crate::client::Timed, String> {
+    fn acquire_holder(&mut self) -> Result<Span, String> {
         let reply =
-            self.holder
-                .expect(json!({"op": "acquire", "handle": "h"}), "acquired", REPLY)?;
-        timed(&reply)
+            self.workers
+                .expect(Role::Holder, None, acquire("h"), Outcome::Acquired, REPLY)?;
+        span(&reply)
     }
 
-    fn release_holder(&mut self) -> Result<crate::client::Timed, String> {
+    fn release_holder(&mut self) -> Result<Span, String> {
         let reply =
-            self.holder
-                .expect(json!({"op": "release", "handle": "h"}), "released", REPLY)?;
-        timed(&reply)
+            self.workers
+                .expect(Role::Holder, None, release("h"), Outcome::Released, REPLY)?;
+        span(&reply)
     }
 
     fn release_waiter(&mut self, handle: &str) -> Result<(), String> {
-        self.waiter.expect(
-            json!({"op": "release", "handle": handle, "thread": "waiter"}),
-            "released",
+        self.workers.expect(
+            Role::Waiter,
+            WAITER_THREAD,
+            release(handle),
+            Outcome::Released,
             REPLY,
         )?;
         Ok(())
@@ -494,8 +514,8 @@ impl Pair {
             let acquired = self.acquire_holder()?;
             let released = self.release_holder()?;
             if round >= warm_up {
-                acquire.push(signed(acquired.duration_ns()));
-                release.push(signed(released.duration_ns()));
+                acquire.push(duration_ns(acquired));
+                release.push(duration_ns(released));
             }
         }
         Ok((acquire, release))
@@ -506,15 +526,16 @@ impl Pair {
     /// every phase of its period), then, on Linux, until none of its threads is running.
     fn start_waiting(&mut self, handle: &str) -> Result<u64, String> {
         let seq = self
-            .waiter
-            .send(json!({"op": "acquire", "handle": handle, "thread": "waiter"}))?;
+            .workers
+            .send(Role::Waiter, WAITER_THREAD, acquire(handle))?;
         std::thread::sleep(
             Duration::from_micros(500) + self.jitter.up_to(Duration::from_micros(1500)),
         );
-        cpu::wait_until_idle(self.waiter.pid(), Duration::from_millis(50));
-        if let Some(reply) = self.waiter.reply_now(seq)? {
+        cpu::wait_until_idle(self.workers.pid(Role::Waiter), Duration::from_millis(50));
+        if let Some(reply) = self.workers.reply_now(Role::Waiter, seq)? {
             return Err(format!(
-                "an acquire of a held lock answered {reply} before the holder released it"
+                "an acquire of a held lock answered {} before the holder released it",
+                reply.to_line()
             ));
         }
         Ok(seq)
@@ -526,11 +547,12 @@ impl Pair {
             self.acquire_holder()?;
             let seq = self.start_waiting(handle)?;
             let released = self.release_holder()?;
-            let reply = self.waiter.reply(seq, REPLY)?;
-            let acquired = timed(&reply)?;
-            if acquired.outcome != "acquired" {
+            let reply = self.workers.reply(Role::Waiter, seq, REPLY)?;
+            let acquired = span(&reply)?;
+            if reply.outcome != Outcome::Acquired {
                 return Err(format!(
-                    "the waiting acquire answered {reply}, expected acquired"
+                    "the waiting acquire answered {}, expected acquired",
+                    reply.to_line()
                 ));
             }
             self.release_waiter(handle)?;
@@ -554,17 +576,18 @@ impl Pair {
         self.acquire_holder()?;
         let mut overshoot = Vec::new();
         for _ in 0..count {
-            let reply = self.waiter.call(
-                json!({"op": "acquire", "handle": "short", "thread": "waiter"}),
-                REPLY,
-            )?;
-            let attempt = timed(&reply)?;
-            if attempt.outcome != "timed_out" {
+            let seq = self
+                .workers
+                .send(Role::Waiter, WAITER_THREAD, acquire("short"))?;
+            let reply = self.workers.reply(Role::Waiter, seq, REPLY)?;
+            let attempt = span(&reply)?;
+            if reply.outcome != Outcome::TimedOut {
                 return Err(format!(
-                    "a timed acquire of a held lock answered {reply}, expected timed_out"
+                    "a timed acquire of a held lock answered {}, expected timed_out",
+                    reply.to_line()
                 ));
             }
-            overshoot.push(signed(attempt.duration_ns()) - timeout);
+            overshoot.push(duration_ns(attempt) - timeout);
         }
         self.release_holder()?;
         Ok(overshoot)
@@ -576,12 +599,13 @@ impl Pair {
         let seq = self.start_waiting(handle)?;
         // Past the set-up of the wait, into its steady state.
         std::thread::sleep(Duration::from_millis(50));
-        let pid = self.waiter.pid();
-        let (before, start) = (cpu::used(pid), Instant::now());
+        let pid = self.workers.pid(Role::Waiter);
+        let (before, start_ns) = (cpu::used(pid), now_ns());
         std::thread::sleep(window);
-        let (after, elapsed) = (cpu::used(pid), start.elapsed());
+        let (after, end_ns) = (cpu::used(pid), now_ns());
+        let elapsed = Duration::from_nanos(end_ns.saturating_sub(start_ns));
         self.release_holder()?;
-        self.waiter.reply(seq, REPLY)?;
+        self.workers.reply(Role::Waiter, seq, REPLY)?;
         self.release_waiter(handle)?;
         match (before, after) {
             (Some(before), Some(after)) => {
@@ -596,18 +620,18 @@ fn signed(ns: u64) -> i64 {
     i64::try_from(ns).unwrap_or(i64::MAX)
 }
 
+/// How long the library call of `span` took, in nanoseconds.
+fn duration_ns(span: Span) -> i64 {
+    signed(span.t_ns - span.start_ns)
+}
+
 /// Pseudo-random pauses (xorshift), so that samples are not in step with a polling waiter.
 struct Jitter(u64);
 
 impl Jitter {
+    /// Seeded from the clock's nanoseconds.
     fn new() -> Jitter {
-        let seed = u64::from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .subsec_nanos(),
-        );
-        Jitter(seed | 1)
+        Jitter(now_ns() | 1)
     }
 
     fn up_to(&mut self, max: Duration) -> Duration {

@@ -1,5 +1,6 @@
 //! The benchmark driver end to end: a quick run against the reference writes every output, with
-//! figures for both the reference and the raw-flock baseline. It checks shapes, never speeds.
+//! figures for both the reference and the raw-flock baseline; and the baseline worker speaks the
+//! protocol crate's version through the session client. It checks shapes, never speeds.
 
 use std::process::Command;
 
@@ -77,4 +78,52 @@ fn an_unknown_implementation_is_an_error_that_lists_the_known_ones() {
         stderr.contains("no-such-lock") && stderr.contains("reference"),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_baseline_serves_the_protocol_s_version_with_times() {
+    use std::time::{Duration, Instant};
+
+    use lockspec_conformance::process::Implementation;
+    use lockspec_conformance::session::{Delivery, Session};
+    use lockspec_protocol::{Kind, Op, PROTOCOL_VERSION};
+
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = Implementation::new(
+        "raw-flock",
+        lockspec_conformance::bin_path!("lockspec-bench"),
+        &["--serve-raw-flock"],
+    );
+    let mut session = Session::new(dir.path());
+    let w = session.spawn(&baseline, "raw-flock", false).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    session.handshake(deadline, &mut Vec::new()).unwrap();
+    let hello = session.hello(w).unwrap();
+    assert_eq!(hello.protocol, Some(PROTOCOL_VERSION));
+    assert_eq!(hello.implementation.as_deref(), Some("raw-flock"));
+
+    let handle = || "h".to_owned();
+    let ops = [
+        Op::Open {
+            handle: handle(),
+            path: "raw.lock".into(),
+            timeout_ms: None,
+            callback: false,
+        },
+        Op::Acquire { handle: handle() },
+        Op::Release { handle: handle() },
+    ];
+    for (op, expected) in ops
+        .into_iter()
+        .zip([Kind::Ok, Kind::Acquired, Kind::Released])
+    {
+        let timed = op.is_timed();
+        let seq = session.send(w, None, op).unwrap();
+        let Some(Delivery::Reply { reply, .. }) = session.next(deadline).unwrap() else {
+            panic!("no reply to seq {seq}");
+        };
+        assert_eq!((reply.seq, reply.outcome), (seq, expected));
+        // Replies to acquire and release carry the worker's times of the call.
+        assert!(!timed || reply.span().is_some(), "{reply:?}");
+    }
 }

@@ -186,6 +186,11 @@ impl Session {
         &self.workers[w].name
     }
 
+    /// The process ID of worker `w`, to watch it from outside (its CPU time, its threads).
+    pub fn pid(&self, w: usize) -> u32 {
+        self.workers[w].process.id()
+    }
+
     /// What worker `w` said in its `hello` reply, once it answered.
     pub fn hello(&self, w: usize) -> Option<&Hello> {
         self.workers[w].hello.as_ref()
