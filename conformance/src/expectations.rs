@@ -146,6 +146,9 @@ pub enum Cell {
     },
     /// Passed, though a failure was expected: the expectation no longer holds.
     UnexpectedPass(Expected),
+    /// Not applicable, though a failure was expected: the expectation can no longer be checked
+    /// (a capability or condition went missing), which must not pass for a confirmation.
+    UnexpectedSkip(Expected, String),
 }
 
 impl Cell {
@@ -161,6 +164,7 @@ impl Cell {
     pub fn broken_expectation(&self) -> Option<&Expected> {
         match self {
             Cell::UnexpectedPass(e)
+            | Cell::UnexpectedSkip(e, _)
             | Cell::Fail { expected: Some(e) }
             | Cell::Error { expected: Some(e) } => Some(e),
             _ => None,
@@ -176,6 +180,7 @@ impl Cell {
             Cell::Fail { .. } => "fail",
             Cell::Error { .. } => "error",
             Cell::UnexpectedPass(_) => "unexpected pass",
+            Cell::UnexpectedSkip(..) => "unexpected n/a",
         }
     }
 
@@ -187,6 +192,7 @@ impl Cell {
             (Verdict::Fail(f) | Verdict::Error(f), Some(class)) => {
                 describe(class, f.step.map(|i| i + 1), f.rule.as_deref())
             }
+            (Verdict::Skip(reason), _) => format!("not applicable ({reason})"),
             _ => "a pass".to_owned(),
         };
         Some(format!(
@@ -201,7 +207,8 @@ impl Cell {
 /// Judges a trial's `verdict` against the implementation's expectation for its scenario.
 pub fn judge(verdict: &Verdict, expected: Option<&Expected>) -> Cell {
     match (verdict, expected) {
-        (Verdict::Skip(reason), _) => Cell::NotApplicable(reason.clone()),
+        (Verdict::Skip(reason), Some(e)) => Cell::UnexpectedSkip(e.clone(), reason.clone()),
+        (Verdict::Skip(reason), None) => Cell::NotApplicable(reason.clone()),
         (Verdict::Pass, None) => Cell::Pass,
         (Verdict::Pass, Some(e)) => Cell::UnexpectedPass(e.clone()),
         (_, Some(e)) if e.matches(verdict) => Cell::ExpectedFail(e.clone()),

@@ -577,6 +577,7 @@ fn verdict_label(cell: &Cell, colour: bool) -> String {
         Cell::Fail { .. } => ("FAIL ", "31"),
         Cell::Error { .. } => ("ERROR", "35"),
         Cell::UnexpectedPass(_) => ("XPASS", "31"),
+        Cell::UnexpectedSkip(..) => ("XSKIP", "31"),
     };
     if colour {
         format!("\x1b[{code}m{word}\x1b[0m")

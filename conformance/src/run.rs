@@ -1328,7 +1328,8 @@ impl<'a> Trial<'a> {
                     StepOutcome::Fail { expected, observed } => {
                         return Err(Stop::fail(expected, observed));
                     }
-                    StepOutcome::Unknown(reason) => return Err(Stop::Skip(reason)),
+                    // A run that could not contend showed nothing: the trial learnt nothing, an error.
+                    StepOutcome::Unknown(reason) => return Err(Stop::Broken(reason)),
                     StepOutcome::Broken(message) => return Err(Stop::Broken(message)),
                 }
             }

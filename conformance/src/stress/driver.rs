@@ -341,6 +341,9 @@ impl<'a> Driver<'a> {
     }
 
     fn run(&mut self) -> Result<(), DriveError> {
+        self.await_hellos()?;
+        // The window starts when every worker is ready, however long a slow runtime took to
+        // start, so that every run contends for its whole duration.
         let begin = Instant::now();
         let deadline = begin + self.config.duration;
         self.next_kill = self
@@ -374,6 +377,32 @@ impl<'a> Driver<'a> {
                 next = self.session.try_next();
             }
         }
+    }
+
+    /// Waits until every worker has answered `hello`, up to the start-up margin.
+    fn await_hellos(&mut self) -> Result<(), DriveError> {
+        let deadline = Instant::now() + self.config.timing.startup();
+        while let Some(slot) = self.slots.iter().find(|s| !s.ready) {
+            let worker = slot.worker;
+            match self
+                .session
+                .next(deadline)
+                .map_err(|b| self.broken(b.worker.unwrap_or(worker), b))?
+            {
+                Some(delivery) => self.receive(delivery)?,
+                None => {
+                    return Err(DriveError {
+                        message: format!(
+                            "worker {} did not answer `hello` within {:?}",
+                            self.session.name(worker),
+                            self.config.timing.startup()
+                        ),
+                        stderr: self.session.stderr_tail(worker),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Stops starting moves: idle threads are done, holders release at once.

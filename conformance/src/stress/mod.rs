@@ -281,16 +281,17 @@ pub fn scenario_step(
     };
     let report = &run.report;
     log.extend(report.summary().lines().map(str::to_owned));
-    let two_holders: Vec<&checker::Finding> = report
-        .findings
-        .iter()
-        .filter(|f| f.kind.is_two_holders())
-        .collect();
+    // Two holders at once, and a lock error while no one held or even acquired the lock: an
+    // acquire that fails for nothing is as wrong under stress as anywhere (TMO-2).
+    let judged =
+        |kind: checker::Kind| kind.is_two_holders() || kind == checker::Kind::LockErrorWhileFree;
+    let two_holders: Vec<&checker::Finding> =
+        report.findings.iter().filter(|f| judged(f.kind)).collect();
     let outcome = if let Some(first) = two_holders.first() {
         let counts: Vec<String> = report
             .counts
             .iter()
-            .filter(|(k, _)| k.is_two_holders())
+            .filter(|(k, _)| judged(**k))
             .map(|(k, n)| format!("{n} {k}"))
             .collect();
         let evidence = match save_evidence(&run.recorded.history, report, &default_out_dir()) {
@@ -302,7 +303,7 @@ pub fn scenario_step(
             Err(e) => format!("the evidence could not be written: {e}"),
         };
         StepOutcome::Fail {
-            expected: "never two holders of the lock at once (no overlapping holds, no sentinel collision, no lost update)".into(),
+            expected: "never two holders of the lock at once (no overlapping holds, no sentinel collision, no lost update), and no lock error while the lock was free".into(),
             observed: format!(
                 "{}; first: {}; seed {seed}; replay: {replay}; {evidence}",
                 counts.join(", "),
