@@ -393,7 +393,7 @@ struct Trial<'a> {
 impl Drop for Trial<'_> {
     fn drop(&mut self) {
         for dir in &self.restricted {
-            let _ = set_mode(dir, 0o755);
+            let _ = crate::sys::set_mode(dir, 0o755);
         }
     }
 }
@@ -422,7 +422,7 @@ impl<'a> Trial<'a> {
         .map_err(|e| Stop::Broken(format!("cannot create a temporary directory: {e}")))?;
         let dir_entry = crate::cleanup::DirEntry::new(dir.path());
         if unprivileged && is_privileged() {
-            make_world_writable(dir.path()).map_err(|e| {
+            crate::sys::make_world_writable(dir.path()).map_err(|e| {
                 Stop::Skip(format!(
                     "cannot prepare a directory for an unprivileged worker: {e}"
                 ))
@@ -1266,7 +1266,7 @@ impl<'a> Trial<'a> {
                     }
                 }
                 if let Some(name) = identity {
-                    let now = file_identity(&full).map_err(|e| {
+                    let now = crate::sys::file_identity(&full).map_err(|e| {
                         Stop::Skip(format!("cannot read the identity of {path} here: {e}"))
                     })?;
                     match self.identities.get(name) {
@@ -1299,14 +1299,14 @@ impl<'a> Trial<'a> {
                     Stop::Broken(format!("the runner cannot create {}: {e}", full.display()))
                 })?;
                 if let Some(mode) = mode {
-                    set_mode(&full, parse_mode(mode).expect("checked when loaded"))
+                    crate::sys::set_mode(&full, parse_mode(mode).expect("checked when loaded"))
                         .map_err(|e| Stop::Skip(format!("cannot set permissions here: {e}")))?;
                     self.restricted.push(full);
                 }
             }
             Step::Symlink { path, target } => {
                 let full = self.path(path);
-                symlink_dir(Path::new(&self.worker_path(target)), &full)
+                crate::sys::symlink_dir(Path::new(&self.worker_path(target)), &full)
                     .map_err(|e| Stop::Skip(format!("cannot create a symbolic link here: {e}")))?;
             }
             Step::Stress { duration, seed } => {
@@ -1341,72 +1341,6 @@ impl<'a> Trial<'a> {
 /// A break the session saw, as a reason to stop.
 fn broken(broken: Broken) -> Stop {
     Stop::Protocol(broken)
-}
-
-#[cfg(unix)]
-fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-}
-
-#[cfg(not(unix))]
-fn set_mode(_path: &Path, _mode: u32) -> std::io::Result<()> {
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        "Unix permission bits",
-    ))
-}
-
-/// The device and inode of a file (its identity across names).
-#[cfg(unix)]
-fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let metadata = std::fs::metadata(path)?;
-    Ok((metadata.dev(), metadata.ino()))
-}
-
-#[cfg(not(unix))]
-fn file_identity(_path: &Path) -> std::io::Result<(u64, u64)> {
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        "device and inode numbers",
-    ))
-}
-
-#[cfg(unix)]
-fn make_world_writable(path: &Path) -> std::io::Result<()> {
-    set_mode(path, 0o777)
-}
-
-#[cfg(not(unix))]
-fn make_world_writable(_path: &Path) -> std::io::Result<()> {
-    Ok(())
-}
-
-#[cfg(unix)]
-fn symlink_dir(target: &Path, link: &Path) -> std::io::Result<()> {
-    std::os::unix::fs::symlink(target, link)
-}
-
-#[cfg(windows)]
-fn symlink_dir(target: &Path, link: &Path) -> std::io::Result<()> {
-    std::os::windows::fs::symlink_dir(target, link)?;
-    // Wine (8.0 at least) reports success from `CreateSymbolicLinkW` and creates nothing.
-    match std::fs::symlink_metadata(link) {
-        Ok(metadata) if metadata.file_type().is_symlink() => Ok(()),
-        _ => Err(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            "the system reported the link created, but there is none (Wine does this)",
-        )),
-    }
-}
-
-#[cfg(not(any(unix, windows)))]
-fn symlink_dir(_target: &Path, _link: &Path) -> std::io::Result<()> {
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        "symbolic links",
-    ))
 }
 
 /// Formats a failed trial for a person: scenario, step, rules, expected vs observed, the
