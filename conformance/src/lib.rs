@@ -17,6 +17,7 @@ pub mod scenario;
 pub mod session;
 pub mod stress;
 pub mod suite;
+mod sys;
 pub mod timing;
 
 use std::sync::Arc;

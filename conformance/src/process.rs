@@ -167,11 +167,11 @@ impl WorkerProcess {
         crate::cleanup::install();
         let token = crate::cleanup::new_token();
         cmd.env(crate::cleanup::TOKEN_ENV, &token);
-        sys::prepare(&mut cmd, unprivileged);
+        crate::sys::prepare(&mut cmd, unprivileged);
         let mut child = cmd.spawn()?;
-        // In a job object of its own, so that its descendants die with it (see `sys::adopt`).
-        #[cfg(windows)]
-        sys::adopt(&child);
+        // On Windows, in a job object of its own, so that its descendants die with it (see
+        // `sys::adopt`).
+        crate::sys::adopt(&child);
         let entry = Some(crate::cleanup::WorkerEntry::new(child.id()));
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -297,7 +297,7 @@ impl WorkerProcess {
         if self.entry.is_none() {
             return;
         }
-        sys::kill_tree(&mut self.child, &self.children);
+        crate::sys::kill_tree(&mut self.child, &self.children);
         let _ = self.child.kill();
         crate::cleanup::sweep(&[&self.token]);
         // Out of the registry before it is reaped, while its process ID cannot be reused.
@@ -324,162 +324,7 @@ impl Drop for WorkerProcess {
 
 /// Whether this process runs with root privileges (file permissions not enforced).
 pub fn is_privileged() -> bool {
-    sys::is_privileged()
-}
-
-#[cfg(unix)]
-mod sys {
-    use std::os::unix::process::CommandExt;
-    use std::process::{Child, Command};
-
-    /// The user and group that workers of `unprivileged` scenarios run as under root.
-    const NOBODY: u32 = 65534;
-
-    pub fn prepare(cmd: &mut Command, unprivileged: bool) {
-        // Its own process group, so that the runner can kill everything the worker started.
-        cmd.process_group(0);
-        if unprivileged && is_privileged() {
-            cmd.uid(NOBODY).gid(NOBODY);
-        }
-        #[cfg(target_os = "linux")]
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                // Die with the runner's thread rather than linger if the runner is killed.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-    }
-
-    pub fn kill_tree(child: &mut Child, children: &[u32]) {
-        let pgid = child.id() as libc::pid_t;
-        // SAFETY: plain system calls on process IDs this runner started.
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
-            for &pid in children {
-                libc::kill(pid as libc::pid_t, libc::SIGKILL);
-            }
-        }
-    }
-
-    pub fn is_privileged() -> bool {
-        // SAFETY: geteuid cannot fail.
-        unsafe { libc::geteuid() == 0 }
-    }
-}
-
-#[cfg(windows)]
-mod sys {
-    use std::collections::BTreeMap;
-    use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
-    use std::process::{Child, Command};
-    use std::sync::{Mutex, PoisonError};
-    use std::{mem, ptr};
-
-    use windows_sys::Win32::Foundation::CloseHandle;
-    use windows_sys::Win32::System::JobObjects::{
-        AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
-        JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectExtendedLimitInformation,
-        SetInformationJobObject, TerminateJobObject,
-    };
-    use windows_sys::Win32::System::Threading::{OpenProcess, PROCESS_TERMINATE, TerminateProcess};
-
-    /// The job object of each worker, by the worker's process ID.
-    ///
-    /// An entry goes when the worker's tree is killed, before the worker is reaped, so its
-    /// process ID is not reused meanwhile. Entries left at exit are closed by the system, which
-    /// kills what is left in them, as `PR_SET_PDEATHSIG` does on Linux.
-    static JOBS: Mutex<BTreeMap<u32, OwnedHandle>> = Mutex::new(BTreeMap::new());
-
-    pub fn prepare(_cmd: &mut Command, _unprivileged: bool) {}
-
-    /// Puts the worker just started in a job object of its own, which kills every process in it
-    /// when its last handle is closed: the worker and all its descendants, including those it
-    /// did not report, since a process's children join its job. Only the runner has a handle.
-    ///
-    /// A worker starts children only when told to, after the handshake, so none escapes between
-    /// the start and the assignment. Best effort: where jobs are refused, `kill_tree` still kills
-    /// the worker and the children it reported.
-    pub fn adopt(child: &Child) {
-        let Some(job) = new_job() else { return };
-        // SAFETY: both handles are open: the job is owned here, the process by `child`.
-        if unsafe { AssignProcessToJobObject(job.as_raw_handle(), child.as_raw_handle()) } != 0 {
-            JOBS.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(child.id(), job);
-        }
-    }
-
-    /// A new, unnamed, non-inheritable job object that kills its processes when closed.
-    fn new_job() -> Option<OwnedHandle> {
-        // SAFETY: no security attributes (so the handle is not inherited) and no name.
-        let job = unsafe { CreateJobObjectW(ptr::null(), ptr::null()) };
-        if job.is_null() {
-            return None;
-        }
-        // SAFETY: a new handle that nothing else owns.
-        let job = unsafe { OwnedHandle::from_raw_handle(job) };
-        // SAFETY: plain data, for which all zeros means "no limits".
-        let mut info: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { mem::zeroed() };
-        info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
-        let size = u32::try_from(mem::size_of_val(&info)).expect("a small structure");
-        // SAFETY: `info` is the structure that this information class reads, of `size` bytes.
-        let ok = unsafe {
-            SetInformationJobObject(
-                job.as_raw_handle(),
-                JobObjectExtendedLimitInformation,
-                (&raw const info).cast(),
-                size,
-            )
-        };
-        (ok != 0).then_some(job)
-    }
-
-    /// Kills the worker's job (the worker and every descendant), the worker, and the children it
-    /// reported, each with `TerminateProcess`.
-    pub fn kill_tree(child: &mut Child, children: &[u32]) {
-        let job = JOBS
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&child.id());
-        if let Some(job) = job {
-            // SAFETY: an open job handle owned here.
-            unsafe { TerminateJobObject(job.as_raw_handle(), 1) };
-        }
-        let _ = child.kill();
-        for &pid in children {
-            // SAFETY: plain calls; the process handle is closed before returning.
-            unsafe {
-                let process = OpenProcess(PROCESS_TERMINATE, 0, pid);
-                if !process.is_null() {
-                    TerminateProcess(process, 1);
-                    CloseHandle(process);
-                }
-            }
-        }
-    }
-
-    /// File permissions cannot be taken away from the runner's user with mode bits on Windows;
-    /// the scenarios that need it are skipped.
-    pub fn is_privileged() -> bool {
-        false
-    }
-}
-
-#[cfg(not(any(unix, windows)))]
-mod sys {
-    use std::process::{Child, Command};
-
-    pub fn prepare(_cmd: &mut Command, _unprivileged: bool) {}
-
-    pub fn kill_tree(child: &mut Child, _children: &[u32]) {
-        let _ = child.kill();
-    }
-
-    pub fn is_privileged() -> bool {
-        false
-    }
+    crate::sys::is_privileged()
 }
 
 #[cfg(test)]
