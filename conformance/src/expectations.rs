@@ -575,7 +575,7 @@ mod tests {
     #[rstest]
     #[case::pass(Verdict::Pass, None, "pass", true)]
     #[case::skip(Verdict::Skip("no callback".into()), None, "n/a", true)]
-    #[case::skip_with_expectation(Verdict::Skip("no callback".into()), Some(expected(Class::Fail, Some(3))), "n/a", true)]
+    #[case::skip_with_expectation(Verdict::Skip("no callback".into()), Some(expected(Class::Fail, Some(3))), "unexpected n/a", false)]
     #[case::fail(fail_at(3), None, "fail", false)]
     #[case::expected_fail(
         fail_at(3),
