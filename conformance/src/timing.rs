@@ -90,7 +90,7 @@ pub const HANDOFF_FLOOR: Duration = Duration::from_millis(100);
 pub const OVERSHOOT_FLOOR: Duration = Duration::from_millis(50);
 
 /// How many times the measured noise a margin adds to its bound.
-pub const NOISE_FACTOR: u32 = 3;
+pub const NOISE_FACTOR: u32 = 2;
 
 /// The largest scale accepted: every margin stays far below a day.
 pub const MAX_SCALE: f64 = 1000.0;
@@ -239,8 +239,8 @@ mod tests {
             overshoot_p99: Duration::from_millis(30),
             samples: 10,
         });
-        assert_eq!(loaded.handoff(), Duration::from_millis(280));
-        assert_eq!(loaded.overshoot(), Duration::from_millis(140));
+        assert_eq!(loaded.handoff(), Duration::from_millis(220));
+        assert_eq!(loaded.overshoot(), Duration::from_millis(110));
     }
 
     use super::*;
@@ -253,6 +253,7 @@ mod tests {
         assert_eq!(t.timeout(Timeout::Zero), Some(Duration::ZERO));
         assert_eq!(t.timeout(Timeout::None), None);
         assert_eq!(t.overshoot(), Duration::from_millis(125));
+        assert_eq!(t.at_once(), t.handoff());
         assert_eq!(t.handoff(), Duration::from_millis(250));
     }
 

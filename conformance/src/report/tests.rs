@@ -66,6 +66,8 @@ fn environment() -> Environment {
 
 fn trial_report(verdict: run::Verdict, library: &str) -> TrialReport {
     TrialReport {
+        measures: Vec::new(),
+        attempts: 1,
         verdict,
         elapsed: Duration::from_millis(12),
         timeline: vec!["   +0.1ms step 1: open".into()],

@@ -363,6 +363,9 @@ impl Trial<'_> {
                 ),
             ));
         }
+        if let Some(measure) = self.measure(&reply, limit, awaited) {
+            self.measures.push(measure);
+        }
         if let Err(stop) = self.judge_time(&reply, limit, awaited) {
             if !self.recheck_noise(&stop, p)? {
                 return Err(stop);

@@ -8,7 +8,7 @@ use lockspec_protocol::Op;
 
 use super::exchange::Received;
 use super::verdict::Stop;
-use super::{FailKind, Trial, ms};
+use super::{FailKind, Measure, MeasureKind, Trial, ms};
 use crate::scenario::Kind;
 use crate::timing::{Noise, Window};
 
@@ -137,6 +137,43 @@ impl Trial<'_> {
         Ok(())
     }
 
+    /// The duration that `reply` shows, as [`Trial::judge_time`] judges it: the overshoot of a
+    /// timeout, a woken waiter's hand-off, or an immediate call's length; `None` when there is
+    /// nothing to measure (a worker without times, a waiter with no release before it).
+    pub(super) fn measure(
+        &self,
+        reply: &Received,
+        limit: Option<Duration>,
+        awaited: bool,
+    ) -> Option<Measure> {
+        let kind = reply.kind;
+        let span = reply.span?;
+        let (kind, duration) = match (kind, limit) {
+            (Kind::TimedOut | Kind::WouldBlock, Some(t)) if !t.is_zero() => {
+                (MeasureKind::Overshoot, span.duration().saturating_sub(t))
+            }
+            (Kind::Acquired, _) if awaited => {
+                let freed = self.freed_between(reply.sent.at_ns, span.t_ns)?;
+                (
+                    MeasureKind::Handoff,
+                    Duration::from_nanos(span.t_ns - freed),
+                )
+            }
+            _ if !awaited && reply.sent.calls_lock => (MeasureKind::Call, span.duration()),
+            _ => return None,
+        };
+        Some(Measure { kind, duration })
+    }
+
+    /// The last release or kill that completed after `began` and no later than `returned`.
+    fn freed_between(&self, began: u64, returned: u64) -> Option<u64> {
+        self.freed_ns
+            .iter()
+            .copied()
+            .filter(|&f| f >= began && f <= returned)
+            .max()
+    }
+
     /// A timeout of `t` that ended the call with `kind` after `took`: neither early nor late.
     fn judge_timeout(&self, kind: Kind, took: Duration, t: Duration) -> Result<(), Stop> {
         if took + self.timing.early_tolerance(t) < t {
@@ -165,13 +202,7 @@ impl Trial<'_> {
     fn judge_handoff(&self, began: u64, acquired: u64) -> Result<(), Stop> {
         // Measured from the last release or kill that completed after the waiter began and
         // before it returned; none such means that it returned while the release was under way.
-        let Some(freed) = self
-            .freed_ns
-            .iter()
-            .copied()
-            .filter(|&f| f >= began && f <= acquired)
-            .max()
-        else {
+        let Some(freed) = self.freed_between(began, acquired) else {
             return Ok(());
         };
         let latency = Duration::from_nanos(acquired - freed);

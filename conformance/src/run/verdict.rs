@@ -60,6 +60,15 @@ pub enum FailKind {
     Unavailable,
 }
 
+impl FailKind {
+    /// Whether the failure is about timing alone (too slow, too late): the one kind of failure a
+    /// burst of load on the machine could cause, and so the one that is played again before it
+    /// is believed ([`crate::run::TIMING_ATTEMPTS`]). A timeout that fires early is never noise.
+    pub fn is_timing(self) -> bool {
+        matches!(self, FailKind::Slow | FailKind::Late)
+    }
+}
+
 /// What went wrong, and where.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
@@ -110,6 +119,31 @@ pub struct TrialReport {
     pub stderr: Vec<(String, String)>,
     /// What each worker that answered `hello` said about itself, in process order.
     pub workers: Vec<WorkerInfo>,
+    /// The durations its judged replies showed, for the report's figures of promptness.
+    pub measures: Vec<Measure>,
+    /// How many times the scenario was played: more than once only when every attempt but the
+    /// last failed on timing alone ([`FailKind::is_timing`]).
+    pub attempts: u32,
+}
+
+/// A duration that one judged reply showed, on the worker's clock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measure {
+    /// What was measured.
+    pub kind: MeasureKind,
+    /// How long.
+    pub duration: Duration,
+}
+
+/// What a [`Measure`] is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MeasureKind {
+    /// A woken waiter's return after the release (or kill) that freed the lock.
+    Handoff,
+    /// A timed-out acquire's return after its timeout.
+    Overshoot,
+    /// An acquire or release that had to complete at once: the whole call.
+    Call,
 }
 
 impl TrialReport {
@@ -122,6 +156,8 @@ impl TrialReport {
             timeline: Vec::new(),
             stderr: Vec::new(),
             workers: Vec::new(),
+            measures: Vec::new(),
+            attempts: 1,
         }
     }
 }
