@@ -48,7 +48,7 @@ impl Trial<'_> {
     pub(super) fn write_file(&self, path: &str, content: &str) -> Result<(), Stop> {
         let path = self.path(path);
         std::fs::write(&path, content)
-            .map_err(|e| Stop::Broken(format!("the runner cannot write {}: {e}", path.display())))
+            .map_err(|e| Stop::Runner(format!("the runner cannot write {}: {e}", path.display())))
     }
 
     /// `check_file`: the file exists or not, has the content, and is still the file it was when
@@ -116,7 +116,7 @@ impl Trial<'_> {
     pub(super) fn mkdir(&mut self, path: &str, mode: Option<&str>) -> Result<(), Stop> {
         let full = self.path(path);
         std::fs::create_dir_all(&full).map_err(|e| {
-            Stop::Broken(format!("the runner cannot create {}: {e}", full.display()))
+            Stop::Runner(format!("the runner cannot create {}: {e}", full.display()))
         })?;
         if let Some(mode) = mode {
             sys::set_mode(&full, parse_mode(mode).expect("checked when loaded"))
@@ -137,7 +137,7 @@ impl Trial<'_> {
 /// The file `full` (`path` in the scenario) contains exactly `want`.
 fn check_content(path: &str, full: &Path, want: &str) -> Result<(), Stop> {
     let got = std::fs::read(full)
-        .map_err(|e| Stop::Broken(format!("the runner cannot read {}: {e}", full.display())))?;
+        .map_err(|e| Stop::Runner(format!("the runner cannot read {}: {e}", full.display())))?;
     if got != want.as_bytes() {
         return Err(Stop::failed(
             FailKind::File,

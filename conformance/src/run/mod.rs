@@ -112,7 +112,7 @@ fn attempt_once(imps: &[Implementation], scenario: &Scenario, settings: &Setting
             Ok(noise) => settings.timing = settings.timing.with_noise(noise),
             Err(e) => {
                 let verdict =
-                    Stop::Broken(e).into_verdict(None, None, "calibrate the margins".into());
+                    Stop::Runner(e).into_verdict(None, None, "calibrate the margins".into());
                 return TrialReport::before_workers(verdict, start.elapsed());
             }
         }
@@ -215,7 +215,7 @@ impl<'a> Trial<'a> {
             Some(parent) => builder.tempdir_in(parent),
             None => builder.tempdir(),
         }
-        .map_err(|e| Stop::Broken(format!("cannot create a temporary directory: {e}")))?;
+        .map_err(|e| Stop::Runner(format!("cannot create a temporary directory: {e}")))?;
         let dir_entry = crate::cleanup::DirEntry::new(dir.path());
         if unprivileged && is_privileged() {
             crate::sys::make_world_writable(dir.path()).map_err(|e| {

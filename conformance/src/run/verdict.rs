@@ -54,7 +54,10 @@ pub enum FailKind {
     History,
     /// The worker broke the protocol, crashed or hung on a command that never waits.
     Broken(BrokenKind),
-    /// The worker broke in a way the runner saw itself (a file it could not write, say).
+    /// The worker broke in a way the runner saw itself (it could not be killed, it answered
+    /// without a field it owed, a stress run it drove could not be completed).
+    Worker,
+    /// The runner could not do its own part of the trial: not the worker's fault.
     Runner,
     /// The implementation is not installed here.
     Unavailable,
@@ -189,6 +192,9 @@ pub(super) enum Stop {
         kind: FailKind,
     },
     Broken(String),
+    /// The runner itself could not do its part (a directory it cannot create, a file it cannot
+    /// write): nothing was learnt about the lock, and the worker is not to blame.
+    Runner(String),
     /// A worker broke the protocol, as the session saw it.
     Protocol(Broken),
     Skip(String),
@@ -243,11 +249,19 @@ impl Stop {
                 observed,
             }),
             Stop::Broken(observed) => Verdict::Error(Failure {
-                kind: FailKind::Runner,
+                kind: FailKind::Worker,
                 step,
                 rule,
                 summary,
                 expected: "a worker that follows the protocol".into(),
+                observed,
+            }),
+            Stop::Runner(observed) => Verdict::Error(Failure {
+                kind: FailKind::Runner,
+                step,
+                rule,
+                summary,
+                expected: "a runner that can prepare the trial on this machine".into(),
                 observed,
             }),
             Stop::Protocol(broken) => Verdict::Error(Failure {
