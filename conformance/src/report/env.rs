@@ -1,8 +1,8 @@
 //! The environment a run happened in: operating system, kernel, the file system that holds the
-//! lock files, and the date, found without external crates.
+//! lock files, and the date.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// The operating system's name and release, such as `Debian GNU/Linux 13 (trixie)`, if it says.
 pub fn os_name() -> Option<String> {
@@ -23,39 +23,11 @@ pub fn filesystem(dir: &Path) -> Option<String> {
 /// `t` as a UTC date and time in ISO 8601, to the second: `2024-05-01T12:34:56Z`. Times before
 /// 1970 are written as 1970.
 pub fn iso8601(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// The proleptic Gregorian date of a count of days since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, with eras of 400 years that start on 1 March).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month as u32, day as u32)
+    let t = jiff::Timestamp::try_from(t)
+        .ok()
+        .filter(|t| *t >= jiff::Timestamp::UNIX_EPOCH)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The name of a Linux file system from its `statfs` magic number (the table of `statfs(2)`).
@@ -179,7 +151,7 @@ mod imp {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
 
