@@ -13,16 +13,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Instant;
 
-const USAGE: &str = "\
-usage: cargo xtask fs-matrix [--impl NAME,...] [--only FS,...] [--timing-scale F] [--filter TEXT]
-                             [--out FILE]
+use clap::builder::{NonEmptyStringValueParser, PossibleValuesParser};
+
+/// What `cargo xtask fs-matrix --help` says besides the options.
+pub const ABOUT: &str = "\
+As root on Linux: the suite on tmpfs, ext4, xfs, btrfs, overlayfs and FUSE.
 
 Mounts each file system under target/lockspec/fs/, runs the conformance suite there
-(`lockspec --dir MOUNT`), unmounts it, and writes one report (default: docs/fs-matrix.md).
-Linux, as root. File systems: default (the system's temporary directory, for comparison),
-tmpfs, ext4, xfs, btrfs, overlay, fuse. The tools they need, on Debian and Ubuntu:
-apt-get install -y e2fsprogs xfsprogs btrfs-progs bindfs fuse3 (a missing one skips its column).
-";
+(`lockspec --dir MOUNT`), unmounts it, and writes one report (default: docs/fs-matrix.md). File systems: default (the system's temporary directory,
+for comparison), tmpfs, ext4, xfs, btrfs, overlay, fuse. The tools they need, on Debian and
+Ubuntu: apt-get install -y e2fsprogs xfsprogs btrfs-progs bindfs fuse3 (a missing one skips its
+column).";
 
 /// The file systems, in the report's order.
 const FILESYSTEMS: [&str; 7] = [
@@ -30,58 +31,32 @@ const FILESYSTEMS: [&str; 7] = [
 ];
 
 /// What the command line asked for.
-#[derive(Debug, Default)]
-struct Options {
+#[derive(Debug, Default, clap::Args)]
+pub struct Options {
+    /// The implementations to judge, as the runner's --impl (default: the reference).
+    #[arg(long = "impl", value_name = "NAME,...", value_parser = NonEmptyStringValueParser::new())]
     impls: Option<String>,
+    /// Only these file systems, in the report's order.
+    #[arg(
+        long,
+        value_name = "FS,...",
+        value_delimiter = ',',
+        value_parser = PossibleValuesParser::new(FILESYSTEMS)
+    )]
     only: Option<Vec<String>>,
+    /// The runner's --timing-scale.
+    #[arg(long = "timing-scale", value_name = "F", value_parser = NonEmptyStringValueParser::new())]
     scale: Option<String>,
+    /// The runner's --filter.
+    #[arg(long, value_name = "TEXT", value_parser = NonEmptyStringValueParser::new())]
     filter: Option<String>,
+    /// Where to write the report (default: docs/fs-matrix.md).
+    #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
 }
 
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut opts = Options::default();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
-            _ => (arg.as_str(), None),
-        };
-        let known = ["--impl", "--only", "--timing-scale", "--filter", "--out"];
-        if !known.contains(&flag) {
-            return Err(format!("fs-matrix: unknown argument `{arg}`\n\n{USAGE}"));
-        }
-        let value = match inline.or_else(|| args.next().cloned()) {
-            Some(v) if !v.is_empty() => v,
-            _ => return Err(format!("fs-matrix: {flag} needs a value\n\n{USAGE}")),
-        };
-        match flag {
-            "--impl" => opts.impls = Some(value),
-            "--only" => {
-                let names: Vec<String> = value.split(',').map(str::to_owned).collect();
-                if let Some(bad) = names.iter().find(|n| !FILESYSTEMS.contains(&n.as_str())) {
-                    return Err(format!(
-                        "fs-matrix: unknown file system `{bad}` (known: {})",
-                        FILESYSTEMS.join(", ")
-                    ));
-                }
-                opts.only = Some(names);
-            }
-            "--timing-scale" => opts.scale = Some(value),
-            "--filter" => opts.filter = Some(value),
-            _ => opts.out = Some(PathBuf::from(value)),
-        }
-    }
-    Ok(opts)
-}
-
 /// Runs the matrix and writes the report.
-pub fn run(args: &[String]) -> Result<(), String> {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{USAGE}");
-        return Ok(());
-    }
-    let opts = parse(args)?;
+pub fn run(opts: &Options) -> Result<(), String> {
     if !cfg!(target_os = "linux") {
         return Err("fs-matrix needs Linux (loop devices, overlayfs and FUSE)".into());
     }
@@ -124,7 +99,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
             Ok(made) => {
                 println!("fs-matrix: {fs}: running the suite on {}", made.describe());
-                let mut result = run_suite(&lockspec, &made, &opts, &base, &mut guardian);
+                let mut result = run_suite(&lockspec, &made, opts, &base, &mut guardian);
                 if let (Ok(column), Some(mount), Some(below)) =
                     (&mut result, &made.mount, &made.below)
                 {
@@ -138,7 +113,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     &mut result,
                     columns.iter().find(|c: &&Column| c.fs == "default"),
                 ) {
-                    confirm_differences(column, default, &lockspec, &made, &opts);
+                    confirm_differences(column, default, &lockspec, &made, opts);
                 }
                 if let Some(mount) = &made.mount {
                     unmount_under(mount);
@@ -167,7 +142,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| crate::root().join("docs").join("fs-matrix.md"));
     // Paths in the workspace are written relative to it: the report is committed.
-    let text = render(&columns, &opts).replace(&format!("{}/", crate::root().display()), "");
+    let text = render(&columns, opts).replace(&format!("{}/", crate::root().display()), "");
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
@@ -1153,29 +1128,28 @@ mod tests {
 
     #[test]
     fn options_are_parsed_and_mistakes_named() {
-        let args = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-        let o = parse(&args(
-            "--impl reference,std --only tmpfs,fuse --timing-scale=2",
-        ))
-        .unwrap();
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            options: Options,
+        }
+        let parse = |s: &str| {
+            let words = std::iter::once("fs-matrix").chain(s.split_whitespace());
+            <Cli as clap::Parser>::try_parse_from(words).map(|c| c.options)
+        };
+        let o = parse("--impl reference,std --only tmpfs,fuse --timing-scale=2").unwrap();
         assert_eq!(o.impls.as_deref(), Some("reference,std"));
         assert_eq!(o.only, Some(vec!["tmpfs".to_owned(), "fuse".to_owned()]));
         assert_eq!(o.scale.as_deref(), Some("2"));
-        assert!(
-            parse(&args("--bogus"))
-                .unwrap_err()
-                .contains("unknown argument `--bogus`")
-        );
-        assert!(
-            parse(&args("--only nfs"))
-                .unwrap_err()
-                .contains("unknown file system `nfs`")
-        );
-        assert!(
-            parse(&args("--impl"))
-                .unwrap_err()
-                .contains("--impl needs a value")
-        );
+        for (args, error) in [
+            ("--bogus", "unexpected argument '--bogus'"),
+            ("--only nfs", "invalid value 'nfs'"),
+            ("--impl", "a value is required for '--impl"),
+            ("--impl=", "a value is required for '--impl"),
+        ] {
+            let said = parse(args).unwrap_err().to_string();
+            assert!(said.contains(error), "{args}: {said}");
+        }
     }
 
     #[test]
