@@ -312,8 +312,11 @@ impl WorkerProcess {
     /// system has released whatever it held when this returns.
     pub fn kill(&mut self) -> io::Result<()> {
         self.killed = true;
+        // SIGKILL before its stdin closes: a worker that saw the end of its input first could
+        // exit on its own and release what it holds, which a killed process does not do.
+        let killed = self.child.kill();
         self.stdin = None;
-        self.child.kill()?;
+        killed?;
         self.child.wait().map(|_| ())
     }
 
@@ -322,12 +325,14 @@ impl WorkerProcess {
     /// later calls do nothing.
     pub fn kill_all(&mut self) {
         self.killed = true;
-        self.stdin = None;
         if self.entry.is_none() {
+            self.stdin = None;
             return;
         }
+        // Killed before its stdin closes, as in `kill`.
         sys::kill_tree(&mut self.child, &self.children);
         let _ = self.child.kill();
+        self.stdin = None;
         crate::cleanup::sweep(&[&self.token]);
         // Out of the registry before it is reaped, while its process ID cannot be reused.
         self.entry = None;
