@@ -45,15 +45,18 @@ impl Implementation {
         }
     }
 
-    /// An implementation from a command line typed by a person, split on whitespace. Workers run
-    /// in the trial's temporary directory, so the program and any argument that names an existing
-    /// file or directory relative to the current directory are made absolute.
+    /// An implementation from a command line typed by a person, split into words by POSIX
+    /// shell rules: `'...'` and `"..."` quote, so `python3 "my adapter.py"` is two words. On
+    /// Windows a backslash is a path separator, not an escape (`C:\lock\worker.exe`).
+    /// Workers run in the trial's temporary directory, so the program and any argument that
+    /// names an existing file or directory relative to the current directory are made absolute.
     ///
     /// # Errors
     ///
-    /// Returns a message when the command line is empty.
+    /// Returns a message when the command line is empty or a quote is not closed.
     pub fn from_command_line(name: &str, command: &str) -> Result<Implementation, String> {
-        let mut words = command.split_whitespace();
+        let words = split_command_line(command, cfg!(windows))?;
+        let mut words = words.iter();
         let program = words.next().ok_or("the worker's command line is empty")?;
         let absolute = |word: &str, is_program: bool| -> OsString {
             let path = Path::new(word);
@@ -83,6 +86,32 @@ impl Implementation {
             .collect::<Vec<_>>()
             .join(" ")
     }
+}
+
+/// Splits a worker's command line into words by POSIX shell rules (`shlex`). With
+/// `literal_backslashes` (Windows, where `\` separates a path) a backslash stands for itself:
+/// it is doubled, outside single quotes, before the split.
+fn split_command_line(command: &str, literal_backslashes: bool) -> Result<Vec<String>, String> {
+    let escaped = if literal_backslashes {
+        let mut doubled = String::with_capacity(command.len());
+        let mut single_quoted = false;
+        let mut double_quoted = false;
+        for c in command.chars() {
+            match c {
+                '\'' if !double_quoted => single_quoted = !single_quoted,
+                '"' if !single_quoted => double_quoted = !double_quoted,
+                '\\' if !single_quoted => doubled.push('\\'),
+                _ => {}
+            }
+            doubled.push(c);
+        }
+        doubled
+    } else {
+        command.to_owned()
+    };
+    shlex::split(&escaped).ok_or_else(|| {
+        format!("the worker's command line has a quote that is not closed: {command}")
+    })
 }
 
 /// What a worker's stdout reader saw.
@@ -283,8 +312,11 @@ impl WorkerProcess {
     /// system has released whatever it held when this returns.
     pub fn kill(&mut self) -> io::Result<()> {
         self.killed = true;
+        // SIGKILL before its stdin closes: a worker that saw the end of its input first could
+        // exit on its own and release what it holds, which a killed process does not do.
+        let killed = self.child.kill();
         self.stdin = None;
-        self.child.kill()?;
+        killed?;
         self.child.wait().map(|_| ())
     }
 
@@ -293,12 +325,14 @@ impl WorkerProcess {
     /// later calls do nothing.
     pub fn kill_all(&mut self) {
         self.killed = true;
-        self.stdin = None;
         if self.entry.is_none() {
+            self.stdin = None;
             return;
         }
+        // Killed before its stdin closes, as in `kill`.
         crate::sys::kill_tree(&mut self.child, &self.children);
         let _ = self.child.kill();
+        self.stdin = None;
         crate::cleanup::sweep(&[&self.token]);
         // Out of the registry before it is reaped, while its process ID cannot be reused.
         self.entry = None;
@@ -343,5 +377,51 @@ mod tests {
         assert_eq!(imp.args[2], "python3");
         assert_eq!(imp.args[3], "nope");
         assert!(Implementation::from_command_line("x", "  ").is_err());
+    }
+
+    #[test]
+    fn quoted_words_keep_their_spaces() {
+        let imp = Implementation::from_command_line(
+            "x",
+            r#"python3 "my adapter.py" 'a "b" c' --name=it\ is --empty ''"#,
+        )
+        .unwrap();
+        assert_eq!(imp.program, "python3");
+        assert_eq!(
+            imp.args,
+            ["my adapter.py", r#"a "b" c"#, "--name=it is", "--empty", ""]
+        );
+        // A quoted relative path is still made absolute.
+        let imp = Implementation::from_command_line("x", "python3 'Cargo.toml'").unwrap();
+        assert!(Path::new(&imp.args[0]).is_absolute());
+    }
+
+    #[test]
+    fn a_quote_that_is_not_closed_is_an_error() {
+        for line in [r#"python3 "my adapter.py"#, "python3 'x", r#"a "b' c"#] {
+            let error = Implementation::from_command_line("x", line).unwrap_err();
+            assert!(
+                error.contains("quote that is not closed"),
+                "{line}: {error}"
+            );
+        }
+        assert!(
+            Implementation::from_command_line("x", "''")
+                .unwrap()
+                .program
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn backslashes_are_literal_where_they_separate_paths() {
+        let split = |line, literal| split_command_line(line, literal).unwrap();
+        let windows = r#"C:\Python\python.exe "C:\my adapters\a.py" 'C:\x'"#;
+        assert_eq!(
+            split(windows, true),
+            [r"C:\Python\python.exe", r"C:\my adapters\a.py", r"C:\x"]
+        );
+        assert_eq!(split(windows, false)[0], "C:Pythonpython.exe");
+        assert_eq!(split(r"a\ b", false), ["a b"]);
     }
 }

@@ -14,46 +14,80 @@ mod windows;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "\
-usage: cargo xtask <task> [args...]
+use clap::{Parser, Subcommand};
 
-tasks:
-  bench [ARGS]         build in release mode and measure the reference (or --impl NAME,...|all,
-                       --worker 'CMD') against a raw-flock baseline: a table, and bench.json,
-                       bench.md, bench.html and bench-NAME.svg under target/lockspec/
-  conformance [ARGS]   build the workers and run the conformance suite (default: the reference);
-                       ARGS go to the runner, see `cargo xtask conformance --help`
-  conformance --target windows [ARGS]
-                       the same for Windows, cross-built and run under Wine (Linux hosts)
-  fs-matrix [ARGS]     as root on Linux: the suite on tmpfs, ext4, xfs, btrfs, overlayfs and FUSE,
-                       mounted under target/lockspec/fs/; writes docs/fs-matrix.md; see
-                       `cargo xtask fs-matrix --help`
-  peers [NAME...]      install the Python and Node peers (default: all) under target/lockspec/,
-                       pinned, once; `conformance` does this itself for the peers --impl names
-  stress [ARGS]        random, reproducible contention against one implementation, with a
-                       checker of the history: --impl NAME (or mutant:NAME), --procs N,
-                       --threads T, --duration S, --seed X; see `cargo xtask stress --help`
-  test [ARGS]          run the whole test suite: cargo nextest run --workspace, then the doctests;
-                       ARGS go to nextest (installs the peers first)
-";
+/// lockspec's tasks.
+#[derive(Debug, Parser)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    subcommand_value_name = "TASK",
+    subcommand_help_heading = "Tasks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+/// One task; the arguments of those that run another program go to it unchanged.
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Measure the reference (or --impl NAME,...|all, --worker 'CMD') against raw flock
+    ///
+    /// Builds in release mode and measures against a raw-flock baseline: a table, and
+    /// bench.json, bench.md, bench.html and bench-NAME.svg under target/lockspec/. ARGS go to
+    /// lockspec-bench.
+    #[command(disable_help_flag = true)]
+    Bench(Passed),
+    /// Build the workers and run the conformance suite (default: the reference)
+    ///
+    /// ARGS go to the runner: see `cargo xtask conformance --help`. With `--target windows
+    /// [ARGS]`, the same for Windows, cross-built and run under Wine (Linux hosts).
+    #[command(disable_help_flag = true)]
+    Conformance(Passed),
+    /// As root on Linux: the suite on tmpfs, ext4, xfs, btrfs, overlayfs and FUSE
+    #[command(long_about = fs_matrix::ABOUT)]
+    FsMatrix(fs_matrix::Options),
+    /// Install the Python and Node peers (default: all) under target/lockspec/, pinned, once
+    ///
+    /// `conformance` does this itself for the peers that --impl names.
+    Peers {
+        /// The peers to install.
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Random, reproducible contention against one implementation, and a check of the history
+    ///
+    /// --impl NAME (or mutant:NAME), --procs N, --threads T, --duration S, --seed X: ARGS go to
+    /// lockspec-stress, see `cargo xtask stress --help`.
+    #[command(disable_help_flag = true)]
+    Stress(Passed),
+    /// The whole test suite: cargo nextest run --workspace, then the doctests
+    ///
+    /// Installs the tested peers first; ARGS go to nextest.
+    #[command(disable_help_flag = true)]
+    Test(Passed),
+}
+
+/// Arguments passed on, unchanged, to the program a task runs (`--help` included).
+#[derive(Debug, clap::Args)]
+struct Passed {
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    args: Vec<String>,
+}
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let task = args.next();
-    let rest: Vec<String> = args.collect();
-    let result = match task.as_deref() {
-        Some("bench") => bench::run(&rest),
-        Some("conformance") => conformance::run(&rest),
-        Some("fs-matrix") => fs_matrix::run(&rest),
-        Some("peers") => peers::run(&rest),
-        Some("stress") => stress::run(&rest),
-        Some("test") => test::run(&rest),
-        Some("help" | "--help" | "-h") => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Some(other) => Err(format!("unknown task `{other}`\n\n{USAGE}")),
-        None => Err(format!("no task given\n\n{USAGE}")),
+    let result = match Cli::parse().task {
+        Task::Bench(p) => bench::run(&p.args),
+        Task::Conformance(p) => conformance::run(&p.args),
+        Task::FsMatrix(options) => fs_matrix::run(&options),
+        Task::Peers { names } => peers::run(&names),
+        Task::Stress(p) => stress::run(&p.args),
+        Task::Test(p) => test::run(&p.args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,4 +160,32 @@ fn run_built(exe: &Path, args: &[String]) -> Result<std::process::ExitStatus, St
         .args(args)
         .status()
         .map_err(|e| format!("cannot run {}: {e}", exe.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(words: &[&str]) -> Task {
+        Cli::try_parse_from(std::iter::once("xtask").chain(words.iter().copied()))
+            .unwrap()
+            .task
+    }
+
+    #[test]
+    fn the_arguments_of_a_task_that_runs_a_program_pass_unchanged() {
+        let words = ["--profile", "ci", "--help", "-E", "x", "--", "--nocapture"];
+        let Task::Test(passed) = parse(&[&["test"][..], &words].concat()) else {
+            panic!("not the test task");
+        };
+        assert_eq!(passed.args, words);
+        let Task::Conformance(passed) = parse(&["conformance", "--target", "windows"]) else {
+            panic!("not the conformance task");
+        };
+        assert_eq!(passed.args, ["--target", "windows"]);
+        let Task::Stress(passed) = parse(&["stress"]) else {
+            panic!("not the stress task");
+        };
+        assert!(passed.args.is_empty());
+    }
 }

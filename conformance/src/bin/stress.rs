@@ -22,7 +22,8 @@ struct Cli {
     #[arg(long = "impl", default_value = "reference")]
     implementation: String,
 
-    /// Run an external worker instead: its command line, split on spaces.
+    /// Run an external worker instead: its command line, split into words as a shell would
+    /// (quotes group words).
     #[arg(long, value_name = "CMD")]
     worker: Option<String>,
 

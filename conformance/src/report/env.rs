@@ -1,8 +1,17 @@
 //! The environment a run happened in: operating system, kernel, the file system that holds the
-//! lock files, and the date, found without external crates.
+//! lock files, and the date.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as imp;
+#[cfg(not(unix))]
+mod unsupported;
+#[cfg(not(unix))]
+use unsupported as imp;
 
 /// The operating system's name and release, such as `Debian GNU/Linux 13 (trixie)`, if it says.
 pub fn os_name() -> Option<String> {
@@ -23,39 +32,11 @@ pub fn filesystem(dir: &Path) -> Option<String> {
 /// `t` as a UTC date and time in ISO 8601, to the second: `2024-05-01T12:34:56Z`. Times before
 /// 1970 are written as 1970.
 pub fn iso8601(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// The proleptic Gregorian date of a count of days since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, with eras of 400 years that start on 1 March).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month as u32, day as u32)
+    let t = jiff::Timestamp::try_from(t)
+        .ok()
+        .filter(|t| *t >= jiff::Timestamp::UNIX_EPOCH)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The name of a Linux file system from its `statfs` magic number (the table of `statfs(2)`).
@@ -91,95 +72,9 @@ pub fn linux_filesystem_name(magic: u64) -> Option<&'static str> {
     })
 }
 
-#[cfg(target_os = "linux")]
-mod imp {
-    use std::ffi::CString;
-    use std::mem::MaybeUninit;
-    use std::os::unix::ffi::OsStrExt;
-    use std::path::Path;
-
-    pub fn os_name() -> Option<String> {
-        let text = std::fs::read_to_string("/etc/os-release").ok()?;
-        let value = text.lines().find_map(|l| l.strip_prefix("PRETTY_NAME="))?;
-        let value = value.trim().trim_matches('"').trim();
-        (!value.is_empty()).then(|| value.to_owned())
-    }
-
-    pub fn kernel() -> Option<String> {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
-        let release = release.trim();
-        (!release.is_empty()).then(|| release.to_owned())
-    }
-
-    pub fn filesystem(dir: &Path) -> Option<String> {
-        let path = CString::new(dir.as_os_str().as_bytes()).ok()?;
-        let mut buf = MaybeUninit::<libc::statfs>::uninit();
-        // SAFETY: `path` is a NUL-terminated string and `buf` has room for one `statfs`, which
-        // the call fills in completely when it returns 0.
-        if unsafe { libc::statfs(path.as_ptr(), buf.as_mut_ptr()) } != 0 {
-            return None;
-        }
-        // SAFETY: the call succeeded, so `buf` is initialised.
-        let stat = unsafe { buf.assume_init() };
-        // `f_type` is signed on some targets and unsigned on others; every magic number fits in
-        // 32 bits.
-        let magic = u64::try_from(i128::from(stat.f_type) & 0xFFFF_FFFF).unwrap_or(0);
-        Some(
-            super::linux_filesystem_name(magic)
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("0x{magic:x}")),
-        )
-    }
-}
-
-#[cfg(all(unix, not(target_os = "linux")))]
-mod imp {
-    use std::path::Path;
-    use std::process::Command;
-
-    fn output(program: &str, args: &[&str]) -> Option<String> {
-        let out = Command::new(program).args(args).output().ok()?;
-        let text = String::from_utf8(out.stdout).ok()?;
-        let text = text.trim();
-        (out.status.success() && !text.is_empty()).then(|| text.to_owned())
-    }
-
-    pub fn os_name() -> Option<String> {
-        match output("sw_vers", &["-productVersion"]) {
-            Some(v) => Some(format!("macOS {v}")),
-            None => output("uname", &["-s"]),
-        }
-    }
-
-    pub fn kernel() -> Option<String> {
-        output("uname", &["-r"])
-    }
-
-    pub fn filesystem(_dir: &Path) -> Option<String> {
-        None
-    }
-}
-
-#[cfg(not(unix))]
-mod imp {
-    use std::path::Path;
-
-    pub fn os_name() -> Option<String> {
-        None
-    }
-
-    pub fn kernel() -> Option<String> {
-        None
-    }
-
-    pub fn filesystem(_dir: &Path) -> Option<String> {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
 

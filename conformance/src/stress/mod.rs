@@ -80,12 +80,16 @@ pub fn replay_command(imps: &[Implementation], config: &Config) -> String {
             let _ = write!(cmd, " --impl {}", names.join("+"));
         }
         (None, Some(imp)) => {
-            let _ = write!(
-                cmd,
-                " --worker '{}' --name {}",
-                imp.command_line(),
-                imp.name
-            );
+            // Quoted twice: each word for the worker's command line, then that line for the
+            // shell that runs `cargo xtask stress`.
+            let words: Vec<String> = std::iter::once(&imp.program)
+                .chain(&imp.args)
+                .map(|w| w.to_string_lossy().into_owned())
+                .collect();
+            let line = shlex::try_join(words.iter().map(String::as_str))
+                .unwrap_or_else(|_| imp.command_line());
+            let quoted = shlex::try_quote(&line).map_or_else(|_| line.clone(), |q| q.into_owned());
+            let _ = write!(cmd, " --worker {quoted} --name {}", imp.name);
         }
         (None, None) => {}
     }

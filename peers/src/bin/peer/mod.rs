@@ -7,7 +7,7 @@
 //! and says so in `hello` with [`TIMEOUT_EMULATED`].
 
 // Every binary compiles this module on its own and uses only part of it.
-#![allow(dead_code, reason = "each peer binary uses only some of these items")]
+#![expect(dead_code, reason = "each peer binary uses only some of these items")]
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;

@@ -1,0 +1,325 @@
+//! Tests of the expectation files: judging a verdict against them, blessing, parse errors and
+//! the problems of an entry.
+
+use rstest::rstest;
+
+use super::*;
+use crate::run::{FailKind, Failure};
+
+/// A failure at `step`, which checks REL-2.
+fn failure(step: Option<usize>, observed: &str) -> Failure {
+    Failure {
+        kind: if observed.starts_with("no reply after") {
+            FailKind::NoReply
+        } else {
+            FailKind::WrongOutcome
+        },
+        step,
+        rule: step.map(|_| "REL-2".into()),
+        summary: "acquire".into(),
+        expected: "acquired".into(),
+        observed: observed.into(),
+    }
+}
+
+fn fail_at(step: usize) -> Verdict {
+    Verdict::Fail(failure(Some(step - 1), "timed_out after 300.0 ms"))
+}
+
+fn expected(outcome: Class, step: Option<usize>) -> Expected {
+    Expected {
+        outcome,
+        step,
+        rule: Some("REL-2".into()),
+        reason: "REL-2: it is silent".into(),
+    }
+}
+
+/// A failure at `step` that checks `rule`.
+fn fail_of(step: usize, rule: &str) -> Verdict {
+    Verdict::Fail(Failure {
+        rule: Some(rule.into()),
+        ..failure(Some(step - 1), "timed_out after 300.0 ms")
+    })
+}
+
+#[test]
+fn classes() {
+    assert_eq!(Class::of(&Verdict::Pass), None);
+    assert_eq!(Class::of(&Verdict::Skip("x".into())), None);
+    assert_eq!(Class::of(&fail_at(2)), Some(Class::Fail));
+    let hung = Verdict::Fail(failure(Some(1), "no reply after 2000.0 ms (still blocked)"));
+    assert_eq!(Class::of(&hung), Some(Class::Timeout));
+    let crash = Verdict::Error(failure(Some(1), "worker p1 closed its output"));
+    assert_eq!(Class::of(&crash), Some(Class::Crash));
+}
+
+#[rstest]
+#[case::pass(Verdict::Pass, None, "pass", true)]
+#[case::skip(Verdict::Skip("no callback".into()), None, "n/a", true)]
+#[case::skip_with_expectation(Verdict::Skip("no callback".into()), Some(expected(Class::Fail, Some(3))), "unexpected n/a", false)]
+#[case::fail(fail_at(3), None, "fail", false)]
+#[case::expected_fail(
+    fail_at(3),
+    Some(expected(Class::Fail, Some(3))),
+    "expected fail",
+    true
+)]
+#[case::expected_fail_any_step(
+    fail_at(5),
+    Some(expected(Class::Fail, None)),
+    "expected fail",
+    true
+)]
+#[case::fails_at_another_step(fail_at(4), Some(expected(Class::Fail, Some(3))), "fail", false)]
+#[case::fails_in_another_way(fail_at(3), Some(expected(Class::Crash, Some(3))), "fail", false)]
+#[case::fails_charged_to_another_rule(
+    fail_of(3, "REL-3"),
+    Some(expected(Class::Fail, Some(3))),
+    "fail",
+    false
+)]
+#[case::crash_charged_to_another_rule(
+    Verdict::Error(Failure { rule: Some("REL-3".into()), ..failure(Some(2), "exited") }),
+    Some(expected(Class::Crash, None)),
+    "error",
+    false
+)]
+#[case::starts_passing(
+    Verdict::Pass,
+    Some(expected(Class::Fail, Some(3))),
+    "unexpected pass",
+    false
+)]
+#[case::crash(
+    Verdict::Error(failure(Some(2), "exited")),
+    Some(expected(Class::Crash, Some(3))),
+    "expected fail",
+    true
+)]
+fn judging(
+    #[case] verdict: Verdict,
+    #[case] expectation: Option<Expected>,
+    #[case] name: &str,
+    #[case] ok: bool,
+) {
+    let cell = judge(&verdict, expectation.as_ref());
+    assert_eq!(cell.name(), name, "{cell:?}");
+    assert_eq!(cell.is_ok(), ok, "{cell:?}");
+    assert_eq!(
+        cell.mismatch(&verdict).is_some(),
+        !ok && expectation.is_some(),
+        "{cell:?}"
+    );
+}
+
+#[test]
+fn not_installed_never_matches() {
+    let verdict = Verdict::Error(Failure {
+        kind: FailKind::Unavailable,
+        step: None,
+        rule: None,
+        summary: "start the workers".into(),
+        expected: INSTALLED_TEXT.into(),
+        observed: "locket is not installed".into(),
+    });
+    let e = expected(Class::Crash, None);
+    let cell = judge(&verdict, Some(&e));
+    assert_eq!(cell.name(), "error");
+    assert!(!cell.is_ok());
+}
+
+/// What `run` puts in `expected` for an implementation that is not installed.
+const INSTALLED_TEXT: &str = "an implementation installed on this machine";
+
+#[test]
+fn bless_keeps_reasons_and_marks_new_entries() {
+    let mut file = Expectations {
+        implementation: "x".into(),
+        failures: BTreeMap::from([
+            ("a::kept".into(), expected(Class::Fail, Some(2))),
+            ("a::now_passes".into(), expected(Class::Fail, Some(2))),
+            ("a::changed".into(), expected(Class::Crash, Some(2))),
+            ("a::skipped".into(), expected(Class::Fail, Some(2))),
+            ("a::other_rule".into(), expected(Class::Fail, Some(2))),
+            (
+                "a::no_rule_yet".into(),
+                Expected {
+                    rule: None,
+                    ..expected(Class::Fail, Some(2))
+                },
+            ),
+        ]),
+    };
+    let (kept, passes, changed, new, skipped, other_rule, no_rule_yet) = (
+        fail_at(3),
+        Verdict::Pass,
+        fail_at(2),
+        fail_at(1),
+        Verdict::Skip("n/a".into()),
+        fail_of(4, "REL-3"),
+        fail_at(2),
+    );
+    let blessed = file.bless(
+        [
+            ("a::kept", &kept),
+            ("a::now_passes", &passes),
+            ("a::changed", &changed),
+            ("a::new", &new),
+            ("a::skipped", &skipped),
+            ("a::other_rule", &other_rule),
+            ("a::no_rule_yet", &no_rule_yet),
+        ],
+        "2030-01-02",
+    );
+    assert_eq!(
+        blessed,
+        Blessed {
+            kept: 2,
+            to_review: 3,
+            removed: 1
+        }
+    );
+    assert_eq!(file.failures["a::kept"].reason, "REL-2: it is silent");
+    assert_eq!(file.failures["a::kept"].step, Some(3));
+    assert_eq!(file.failures["a::kept"].rule.as_deref(), Some("REL-2"));
+    assert_eq!(
+        file.failures["a::no_rule_yet"],
+        expected(Class::Fail, Some(2)),
+        "a reason that names the rule is kept, and the rule recorded"
+    );
+    let other = &file.failures["a::other_rule"];
+    assert_eq!(other.rule.as_deref(), Some("REL-3"));
+    assert!(
+        other.reason.starts_with(UNREVIEWED),
+        "a failure charged to another rule needs a new reason"
+    );
+    assert!(!file.failures.contains_key("a::now_passes"));
+    assert_eq!(
+        file.failures["a::new"].reason,
+        "observed on 2030-01-02, reason not yet reviewed"
+    );
+    assert_eq!(file.failures["a::changed"].outcome, Class::Fail);
+    assert!(file.failures["a::changed"].reason.starts_with(UNREVIEWED));
+    assert_eq!(file.failures["a::skipped"], expected(Class::Fail, Some(2)));
+    let crash = Verdict::Error(failure(Some(4), "worker p1 closed its output"));
+    file.bless([("a::crash", &crash)], "2030-01-02");
+    assert_eq!(file.failures["a::crash"].outcome, Class::Crash);
+    assert_eq!(
+        file.failures["a::crash"].step, None,
+        "a crash is expected at any step"
+    );
+    let again = Expectations::parse(&file.to_text(), Path::new("x.json"), "x").unwrap();
+    assert_eq!(again, file);
+}
+
+#[test]
+fn parse_errors_name_file_line_and_column() {
+    let text = "{\n  \"implementation\": \"x\",\n  \"failures\": {\"a::b\": {\"outcome\": \"boom\", \"reason\": \"r\"}}\n}\n";
+    let error = Expectations::parse(text, Path::new("e/x.json"), "x").unwrap_err();
+    let shown = error.to_string();
+    assert!(shown.starts_with("e/x.json:3:"), "{shown}");
+    let error = Expectations::parse(
+        "{\"implementation\": \"y\", \"failures\": {}}",
+        Path::new("e/x.json"),
+        "x",
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("about \"y\""), "{error}");
+    let unknown = "{\"implementation\": \"x\", \"failures\": {}, \"extra\": 1}";
+    assert!(Expectations::parse(unknown, Path::new("e/x.json"), "x").is_err());
+}
+
+#[test]
+fn problems_name_the_entry() {
+    let suite = crate::suite::load(&crate::suite::default_root()).expect("the suite loads");
+    let entry = |step, reason: &str| Expected {
+        outcome: Class::Fail,
+        step,
+        rule: Some(reason.split(':').next().unwrap_or_default().to_owned()),
+        reason: reason.into(),
+    };
+    let file = Expectations {
+        implementation: "x".into(),
+        failures: BTreeMap::from([
+            ("release::not_held".into(), entry(Some(2), "REL-2: fine")),
+            ("release::nothing".into(), entry(None, "REL-2: no such")),
+            (
+                "release::released_twice".into(),
+                entry(Some(99), "REL-3: far"),
+            ),
+            (
+                "release::other_thread_releases".into(),
+                Expected {
+                    rule: Some("REL-1".into()),
+                    ..entry(None, "observed on 2030-01-01, reason not yet reviewed")
+                },
+            ),
+            (
+                "identity::two_processes".into(),
+                entry(None, "REL-2: wrong rule"),
+            ),
+            (
+                "identity::two_objects_two_threads".into(),
+                entry(Some(6), "IDN-1: not the rule of step 6"),
+            ),
+            (
+                "reentrancy::same_object_times_out".into(),
+                Expected {
+                    rule: Some("TMO-6".into()),
+                    ..entry(Some(6), "REE-1: names another rule than its own")
+                },
+            ),
+            (
+                "release::non_holding_object_same_process".into(),
+                Expected {
+                    rule: None,
+                    ..entry(Some(4), "REL-4: fine, but no rule")
+                },
+            ),
+        ]),
+    };
+    let problems = file.problems(&suite);
+    assert_eq!(problems.len(), 7, "{problems:#?}");
+    for (needle, problem) in [
+        ("release::nothing: no such scenario", &problems),
+        ("release::released_twice: step 99", &problems),
+        (
+            "other_thread_releases: the reason is not reviewed",
+            &problems,
+        ),
+        (
+            "two_processes: rule REL-2, which the scenario does not cite",
+            &problems,
+        ),
+        (
+            "two_objects_two_threads: rule IDN-1, but step 6 checks ACQ-2",
+            &problems,
+        ),
+        (
+            "same_object_times_out: the reason does not name the entry's rule TMO-6",
+            &problems,
+        ),
+        ("non_holding_object_same_process: no rule", &problems),
+    ] {
+        assert!(
+            problem.iter().any(|p| p.contains(needle)),
+            "{needle}: {problem:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_file_expects_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = Expectations::load(tmp.path(), "nothing").unwrap();
+    assert_eq!(e.implementation, "nothing");
+    assert!(e.failures.is_empty());
+}
+
+#[test]
+fn today_is_a_date() {
+    let today = today();
+    assert!(today.parse::<jiff::civil::Date>().is_ok(), "{today}");
+    assert_eq!(today.len(), "2026-01-01".len(), "{today}");
+}
