@@ -38,7 +38,8 @@ pub fn calibrate(
 ) -> Result<Noise, String> {
     crate::cleanup::install();
     let mut builder = tempfile::Builder::new();
-    builder.prefix("lockspec-calibrate-");
+    let prefix = format!("{}calibrate-", crate::cleanup::dir_prefix());
+    builder.prefix(&prefix);
     let dir = match parent {
         Some(parent) => builder.tempdir_in(parent),
         None => builder.tempdir(),

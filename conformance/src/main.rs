@@ -118,7 +118,9 @@ impl TierChoice {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match real_main(cli) {
+    let result = real_main(cli);
+    lockspec_conformance::cleanup::finish();
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");

@@ -201,6 +201,7 @@ impl WorkerProcess {
         // On Windows, in a job object of its own, so that its descendants die with it (see
         // `sys::adopt`).
         crate::sys::adopt(&child);
+        crate::cleanup::adopt(child.id());
         let entry = Some(crate::cleanup::WorkerEntry::new(child.id()));
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");

@@ -30,7 +30,11 @@ fn main() -> ExitCode {
         args.test_threads = Some(8);
     }
     match plan() {
-        Ok(trials) => libtest_mimic::run(&args, trials).exit_code(),
+        Ok(trials) => {
+            let conclusion = libtest_mimic::run(&args, trials);
+            lockspec_conformance::cleanup::finish();
+            conclusion.exit_code()
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

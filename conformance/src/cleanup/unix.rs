@@ -81,6 +81,113 @@ pub fn sweep(matches: &dyn Fn(&str) -> bool) -> usize {
     }
 }
 
+/// Whether the process `pid` may be alive: it exists, or exists and is not ours to signal. A
+/// reused process ID counts as alive, so a sweep never touches what may not be a dead run's.
+pub fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let status = unsafe { libc::kill(pid, 0) };
+    status == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// The cgroup v2 hierarchy, where the machine mounts one (`/sys/fs/cgroup` or, in the hybrid
+/// layout, `/sys/fs/cgroup/unified`).
+#[cfg(target_os = "linux")]
+fn cgroup_root() -> Option<std::path::PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mounts.lines().find_map(|line| {
+        // Fields: ... mount-point ... ` - ` fstype source options.
+        let (left, right) = line.split_once(" - ")?;
+        (right.split_whitespace().next()? == "cgroup2")
+            .then(|| left.split_whitespace().nth(4).map(std::path::PathBuf::from))?
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn cgroup_root() -> Option<std::path::PathBuf> {
+    None
+}
+
+/// This run's cgroup, `lockspec-PID` under the cgroup v2 hierarchy, made on first use where the
+/// machine lets the runner make one (as root, usually); `None` elsewhere.
+pub fn run_group() -> Option<&'static Path> {
+    static GROUP: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    GROUP
+        .get_or_init(|| {
+            let group = cgroup_root()?.join(format!("lockspec-{}", std::process::id()));
+            let made = std::fs::create_dir(&group).is_ok() || group.join("cgroup.kill").exists();
+            (made && group.join("cgroup.kill").exists()).then_some(group)
+        })
+        .as_deref()
+}
+
+/// Moves the process `pid` (a worker just started, before it starts anything) into this run's
+/// cgroup, where there is one; its descendants are born in it, whatever they do to their
+/// environment or process group.
+pub fn adopt(pid: u32) {
+    if let Some(group) = run_group() {
+        let _ = std::fs::write(group.join("cgroup.procs"), pid.to_string());
+    }
+}
+
+/// Kills every process left in this run's cgroup.
+pub fn kill_run_group() {
+    if let Some(group) = run_group() {
+        let _ = std::fs::write(group.join("cgroup.kill"), "1");
+    }
+}
+
+/// Kills whatever is left in this run's cgroup and removes the group, at the end of a run.
+pub fn remove_run_group() {
+    if let Some(group) = run_group() {
+        let _ = std::fs::write(group.join("cgroup.kill"), "1");
+        for _ in 0..200 {
+            if std::fs::remove_dir(group).is_ok() || !group.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// The cgroups of runs that died without cleaning up (killed with SIGKILL): everything in them is
+/// killed and the groups removed. Returns how many groups there were.
+pub fn sweep_dead_groups() -> usize {
+    let Some(root) = cgroup_root() else {
+        return 0;
+    };
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return 0;
+    };
+    let mut swept = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("lockspec-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || alive(pid) {
+            continue;
+        }
+        let group = entry.path();
+        let _ = std::fs::write(group.join("cgroup.kill"), "1");
+        // The group can be removed once its last process is gone.
+        for _ in 0..200 {
+            if std::fs::remove_dir(&group).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        swept += 1;
+    }
+    swept
+}
+
 /// No process table to search outside Linux: kills nothing.
 #[cfg(not(target_os = "linux"))]
 pub fn sweep(_matches: &dyn Fn(&str) -> bool) -> usize {
@@ -146,26 +253,18 @@ fn clean_up_everything() -> (usize, usize, MutexGuard<'static, Registry>) {
     }
     let prefix = format!("{}:", std::process::id());
     sweep(&|token| token.starts_with(&prefix));
+    kill_run_group();
     let mut removed = 0;
     for dir in reg.dirs.values() {
-        if remove_dir_forcefully(dir) {
+        if super::remove_dir_forcefully(dir) {
             removed += 1;
         }
     }
     (reg.workers.len(), removed, reg)
 }
 
-/// Removes `dir`, first giving back the permissions that a scenario may have taken from its
-/// subdirectories. Returns whether it is gone.
-fn remove_dir_forcefully(dir: &Path) -> bool {
-    if std::fs::remove_dir_all(dir).is_ok() || !dir.exists() {
-        return true;
-    }
-    restore_permissions(dir);
-    std::fs::remove_dir_all(dir).is_ok()
-}
-
-fn restore_permissions(dir: &Path) {
+/// Gives `dir` and every directory under it back the permissions to be removed.
+pub fn restore_permissions(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -181,6 +280,46 @@ fn restore_permissions(dir: &Path) {
 mod tests {
     use super::*;
 
+    /// The ID of a process that has exited and been reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn a_dead_run_s_directories_and_processes_are_swept_and_a_live_one_s_kept() {
+        let dead = dead_pid();
+        assert!(!alive(dead));
+        let parent = tempfile::tempdir().unwrap();
+        let theirs = parent.path().join(format!("lockspec-{dead}-abc"));
+        let ours = parent
+            .path()
+            .join(format!("{}xyz", crate::cleanup::dir_prefix()));
+        let other = parent.path().join("lockspec-notapid-1");
+        for dir in [&theirs, &ours, &other] {
+            std::fs::create_dir_all(dir.join("sub")).unwrap();
+        }
+        // A child left behind by a worker of the dead run: it carries the dead runner's token.
+        let mut orphan = std::process::Command::new("sleep")
+            .arg("100")
+            .env(crate::cleanup::TOKEN_ENV, format!("{dead}:7"))
+            .spawn()
+            .unwrap();
+        crate::cleanup::sweep_dead_runs(parent.path());
+        assert!(!theirs.exists(), "a dead run's directory stays");
+        assert!(
+            ours.exists() && other.exists(),
+            "a live run's directory went"
+        );
+        if !cfg!(target_os = "linux") {
+            let _ = orphan.kill();
+        }
+        let status = orphan.wait().unwrap();
+        assert!(!status.success(), "the orphan was not killed: {status}");
+    }
+
     #[test]
     fn a_directory_without_permissions_is_removed() {
         use std::os::unix::fs::PermissionsExt;
@@ -190,7 +329,7 @@ mod tests {
         std::fs::write(locked.join("f"), "x").unwrap();
         std::fs::set_permissions(dir.path().join("a"), std::fs::Permissions::from_mode(0o555))
             .unwrap();
-        assert!(remove_dir_forcefully(dir.path()));
+        assert!(crate::cleanup::remove_dir_forcefully(dir.path()));
         assert!(!dir.path().exists());
     }
 }

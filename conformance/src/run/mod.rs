@@ -210,9 +210,13 @@ impl<'a> Trial<'a> {
         }
         let unprivileged = scenario.requires.contains(&Requirement::Unprivileged);
         let mut builder = tempfile::Builder::new();
-        builder.prefix("lockspec-");
+        let prefix = crate::cleanup::dir_prefix();
+        builder.prefix(&prefix);
         let dir = match &settings.dir {
-            Some(parent) => builder.tempdir_in(parent),
+            Some(parent) => {
+                crate::cleanup::sweep_dead_runs(parent);
+                builder.tempdir_in(parent)
+            }
             None => builder.tempdir(),
         }
         .map_err(|e| Stop::Runner(format!("cannot create a temporary directory: {e}")))?;
