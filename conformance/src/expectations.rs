@@ -1,12 +1,12 @@
 //! Expected failures: what each implementation is known to get wrong, in
-//! `expectations/NAME.json`, and the judgement of a trial against it.
+//! `expectations/NAME.json`.
 //!
 //! A file lists, by permanent scenario ID (`area::name`), the scenarios an implementation fails,
 //! each with the class of the failure (`fail`, `crash`, `timeout`), the step at which it happens,
 //! the rule that step checks (which the failure is charged to) and a one-line reason that names
-//! that rule. [`judge`] turns a trial's verdict and its
-//! expectation into a [`Cell`]: an expected failure that happens as expected is fine; one that
-//! passes, or fails differently, is itself a failure, so the files stay true.
+//! that rule. [`crate::judge`] judges a trial against its entry: an expected failure that happens
+//! as expected is fine; one that passes, or fails differently, is itself a problem, so the files
+//! stay true.
 //! [`Expectations::bless`] rewrites a file from a run (`cargo xtask conformance --bless`), keeping
 //! the reasons already written and marking new entries for review. The format is documented in
 //! `expectations/README.md`.
@@ -87,24 +87,6 @@ pub struct Expected {
 }
 
 impl Expected {
-    /// Whether `verdict` is this failure: the same class, at the same step (when one is given),
-    /// charged to the same rule (when one is given). An implementation that is not installed
-    /// never matches.
-    pub fn matches(&self, verdict: &Verdict) -> bool {
-        let (Verdict::Fail(failure) | Verdict::Error(failure)) = verdict else {
-            return false;
-        };
-        !failure.unavailable()
-            && Class::of(verdict) == Some(self.outcome)
-            && self
-                .step
-                .is_none_or(|step| failure.step.map(|i| i + 1) == Some(step))
-            && self
-                .rule
-                .as_ref()
-                .is_none_or(|rule| failure.rule.as_ref() == Some(rule))
-    }
-
     /// The failure in words: `fail at step 3 (REE-1)`.
     pub fn describe(&self) -> String {
         describe(self.outcome, self.step, self.rule.as_deref())
@@ -112,7 +94,7 @@ impl Expected {
 }
 
 /// A failure in words: `fail at step 3 (REE-1)`, `crash (REL-2)`, `crash`.
-fn describe(class: Class, step: Option<usize>, rule: Option<&str>) -> String {
+pub(crate) fn describe(class: Class, step: Option<usize>, rule: Option<&str>) -> String {
     let mut s = match step {
         Some(step) => format!("{class} at step {step}"),
         None => class.to_string(),
@@ -121,104 +103,6 @@ fn describe(class: Class, step: Option<usize>, rule: Option<&str>) -> String {
         s.push_str(&format!(" ({rule})"));
     }
     s
-}
-
-/// The judgement of one trial against its expectation.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    /// Passed, and no failure was expected.
-    Pass,
-    /// Failed exactly as expected.
-    ExpectedFail(Expected),
-    /// Not applicable (a capability is absent, or the environment cannot run it). An expectation
-    /// of the scenario is neither confirmed nor broken.
-    NotApplicable(String),
-    /// The lock broke a rule; `expected` is set when a different failure was expected.
-    Fail {
-        /// The failure that was expected instead, if any.
-        expected: Option<Expected>,
-    },
-    /// The worker broke (or is not installed); `expected` is set when a different failure was
-    /// expected.
-    Error {
-        /// The failure that was expected instead, if any.
-        expected: Option<Expected>,
-    },
-    /// Passed, though a failure was expected: the expectation no longer holds.
-    UnexpectedPass(Expected),
-    /// Not applicable, though a failure was expected: the expectation can no longer be checked
-    /// (a capability or condition went missing), which must not pass for a confirmation.
-    UnexpectedSkip(Expected, String),
-}
-
-impl Cell {
-    /// Whether the cell is as it should be: a pass, an expected failure, or not applicable.
-    pub fn is_ok(&self) -> bool {
-        matches!(
-            self,
-            Cell::Pass | Cell::ExpectedFail(_) | Cell::NotApplicable(_)
-        )
-    }
-
-    /// The expectation that was checked and did not hold, if any.
-    pub fn broken_expectation(&self) -> Option<&Expected> {
-        match self {
-            Cell::UnexpectedPass(e)
-            | Cell::UnexpectedSkip(e, _)
-            | Cell::Fail { expected: Some(e) }
-            | Cell::Error { expected: Some(e) } => Some(e),
-            _ => None,
-        }
-    }
-
-    /// A short name: `pass`, `expected fail`, `n/a`, `fail`, `error`, `unexpected pass`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Cell::Pass => "pass",
-            Cell::ExpectedFail(_) => "expected fail",
-            Cell::NotApplicable(_) => "n/a",
-            Cell::Fail { .. } => "fail",
-            Cell::Error { .. } => "error",
-            Cell::UnexpectedPass(_) => "unexpected pass",
-            Cell::UnexpectedSkip(..) => "unexpected n/a",
-        }
-    }
-
-    /// One line for a person when the cell is not OK because of its expectation: what was
-    /// expected and what happened instead.
-    pub fn mismatch(&self, verdict: &Verdict) -> Option<String> {
-        let expected = self.broken_expectation()?;
-        let observed = match (verdict, Class::of(verdict)) {
-            (Verdict::Fail(f) | Verdict::Error(f), Some(class)) => {
-                describe(class, f.step.map(|i| i + 1), f.rule.as_deref())
-            }
-            (Verdict::Skip(reason), _) => format!("not applicable ({reason})"),
-            _ => "a pass".to_owned(),
-        };
-        Some(format!(
-            "the expectations say {} ({}), but this run shows {observed}; if the library \
-             changed, review and rerun with --bless",
-            expected.describe(),
-            expected.reason
-        ))
-    }
-}
-
-/// Judges a trial's `verdict` against the implementation's expectation for its scenario.
-pub fn judge(verdict: &Verdict, expected: Option<&Expected>) -> Cell {
-    match (verdict, expected) {
-        (Verdict::Skip(reason), Some(e)) => Cell::UnexpectedSkip(e.clone(), reason.clone()),
-        (Verdict::Skip(reason), None) => Cell::NotApplicable(reason.clone()),
-        (Verdict::Pass, None) => Cell::Pass,
-        (Verdict::Pass, Some(e)) => Cell::UnexpectedPass(e.clone()),
-        (_, Some(e)) if e.matches(verdict) => Cell::ExpectedFail(e.clone()),
-        (Verdict::Fail(_), e) => Cell::Fail {
-            expected: e.cloned(),
-        },
-        (Verdict::Error(_), e) => Cell::Error {
-            expected: e.cloned(),
-        },
-    }
 }
 
 /// The expectation file of one implementation.
@@ -314,6 +198,21 @@ impl Expectations {
             Err(source) => return Err(Error::Read { path, source }),
         };
         Expectations::parse(&text, &path, implementation)
+    }
+
+    /// Loads the file of each of `implementations` under `root`, by name.
+    ///
+    /// # Errors
+    ///
+    /// As [`Expectations::load`], for the first file that cannot be used.
+    pub fn load_all<'a>(
+        root: &Path,
+        implementations: impl IntoIterator<Item = &'a str>,
+    ) -> Result<BTreeMap<String, Expectations>, Error> {
+        implementations
+            .into_iter()
+            .map(|name| Ok((name.to_owned(), Expectations::load(root, name)?)))
+            .collect()
     }
 
     /// Parses the text of the file at `path`, which must be about `implementation`.
@@ -523,25 +422,22 @@ mod tests {
 
     use super::*;
     use crate::run::{FailKind, Failure};
+    use crate::session::BrokenKind;
 
-    /// A failure at `step`, which checks REL-2.
-    fn failure(step: Option<usize>, observed: &str) -> Failure {
+    /// A failure of `kind` at `step`, which checks REL-2.
+    fn failure(kind: FailKind, step: Option<usize>) -> Failure {
         Failure {
-            kind: if observed.starts_with("no reply after") {
-                FailKind::NoReply
-            } else {
-                FailKind::WrongOutcome
-            },
+            kind,
             step,
             rule: step.map(|_| "REL-2".into()),
             summary: "acquire".into(),
             expected: "acquired".into(),
-            observed: observed.into(),
+            observed: "timed_out after 300.0 ms".into(),
         }
     }
 
     fn fail_at(step: usize) -> Verdict {
-        Verdict::Fail(failure(Some(step - 1), "timed_out after 300.0 ms"))
+        Verdict::Fail(failure(FailKind::WrongOutcome, Some(step - 1)))
     }
 
     fn expected(outcome: Class, step: Option<usize>) -> Expected {
@@ -557,7 +453,7 @@ mod tests {
     fn fail_of(step: usize, rule: &str) -> Verdict {
         Verdict::Fail(Failure {
             rule: Some(rule.into()),
-            ..failure(Some(step - 1), "timed_out after 300.0 ms")
+            ..failure(FailKind::WrongOutcome, Some(step - 1))
         })
     }
 
@@ -566,89 +462,11 @@ mod tests {
         assert_eq!(Class::of(&Verdict::Pass), None);
         assert_eq!(Class::of(&Verdict::Skip("x".into())), None);
         assert_eq!(Class::of(&fail_at(2)), Some(Class::Fail));
-        let hung = Verdict::Fail(failure(Some(1), "no reply after 2000.0 ms (still blocked)"));
+        let hung = Verdict::Fail(failure(FailKind::NoReply, Some(1)));
         assert_eq!(Class::of(&hung), Some(Class::Timeout));
-        let crash = Verdict::Error(failure(Some(1), "worker p1 closed its output"));
+        let crash = Verdict::Error(failure(FailKind::Broken(BrokenKind::Exited), Some(1)));
         assert_eq!(Class::of(&crash), Some(Class::Crash));
     }
-
-    #[rstest]
-    #[case::pass(Verdict::Pass, None, "pass", true)]
-    #[case::skip(Verdict::Skip("no callback".into()), None, "n/a", true)]
-    #[case::skip_with_expectation(Verdict::Skip("no callback".into()), Some(expected(Class::Fail, Some(3))), "n/a", true)]
-    #[case::fail(fail_at(3), None, "fail", false)]
-    #[case::expected_fail(
-        fail_at(3),
-        Some(expected(Class::Fail, Some(3))),
-        "expected fail",
-        true
-    )]
-    #[case::expected_fail_any_step(
-        fail_at(5),
-        Some(expected(Class::Fail, None)),
-        "expected fail",
-        true
-    )]
-    #[case::fails_at_another_step(fail_at(4), Some(expected(Class::Fail, Some(3))), "fail", false)]
-    #[case::fails_in_another_way(fail_at(3), Some(expected(Class::Crash, Some(3))), "fail", false)]
-    #[case::fails_charged_to_another_rule(
-        fail_of(3, "REL-3"),
-        Some(expected(Class::Fail, Some(3))),
-        "fail",
-        false
-    )]
-    #[case::crash_charged_to_another_rule(
-        Verdict::Error(Failure { rule: Some("REL-3".into()), ..failure(Some(2), "exited") }),
-        Some(expected(Class::Crash, None)),
-        "error",
-        false
-    )]
-    #[case::starts_passing(
-        Verdict::Pass,
-        Some(expected(Class::Fail, Some(3))),
-        "unexpected pass",
-        false
-    )]
-    #[case::crash(
-        Verdict::Error(failure(Some(2), "exited")),
-        Some(expected(Class::Crash, Some(3))),
-        "expected fail",
-        true
-    )]
-    fn judging(
-        #[case] verdict: Verdict,
-        #[case] expectation: Option<Expected>,
-        #[case] name: &str,
-        #[case] ok: bool,
-    ) {
-        let cell = judge(&verdict, expectation.as_ref());
-        assert_eq!(cell.name(), name, "{cell:?}");
-        assert_eq!(cell.is_ok(), ok, "{cell:?}");
-        assert_eq!(
-            cell.mismatch(&verdict).is_some(),
-            !ok && expectation.is_some(),
-            "{cell:?}"
-        );
-    }
-
-    #[test]
-    fn not_installed_never_matches() {
-        let verdict = Verdict::Error(Failure {
-            kind: FailKind::Unavailable,
-            step: None,
-            rule: None,
-            summary: "start the workers".into(),
-            expected: INSTALLED_TEXT.into(),
-            observed: "locket is not installed".into(),
-        });
-        let e = expected(Class::Crash, None);
-        let cell = judge(&verdict, Some(&e));
-        assert_eq!(cell.name(), "error");
-        assert!(!cell.is_ok());
-    }
-
-    /// What `run` puts in `expected` for an implementation that is not installed.
-    const INSTALLED_TEXT: &str = "an implementation installed on this machine";
 
     #[test]
     fn bless_keeps_reasons_and_marks_new_entries() {
@@ -720,7 +538,7 @@ mod tests {
         assert_eq!(file.failures["a::changed"].outcome, Class::Fail);
         assert!(file.failures["a::changed"].reason.starts_with(UNREVIEWED));
         assert_eq!(file.failures["a::skipped"], expected(Class::Fail, Some(2)));
-        let crash = Verdict::Error(failure(Some(4), "worker p1 closed its output"));
+        let crash = Verdict::Error(failure(FailKind::Broken(BrokenKind::Exited), Some(4)));
         file.bless([("a::crash", &crash)], "2030-01-02");
         assert_eq!(file.failures["a::crash"].outcome, Class::Crash);
         assert_eq!(

@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::{CellClass, Counts, Margins, Outcome, Report, TrialResult};
+use super::{Counts, Margins, Report, TrialResult};
+use crate::judge::{self, Outcome};
 
 /// At most this many failures are listed; the rest are counted.
 const MAX_FAILURES: usize = 50;
@@ -45,7 +46,7 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(
         out,
         "\n**{}** {}.\n",
-        if report.failed() {
+        if judge::failed(report) {
             "❌ Not as expected:"
         } else {
             "✅ Every result as expected:"
@@ -166,21 +167,12 @@ pub fn markdown(report: &Report) -> String {
 
     // Two different implementations that do not exclude each other are shown by the interop
     // matrix, with their evidence in the HTML report; they are not failures of the run.
-    let interop_trials = report
-        .interop
-        .iter()
-        .flat_map(|i| &i.trials)
-        .filter(|t| t.second.as_deref() == Some(t.implementation.as_str()));
+    let interop_trials = report.interop.iter().flat_map(|i| &i.trials);
     let notable: Vec<&TrialResult> = report
         .trials
         .iter()
         .chain(interop_trials)
-        .filter(|t| {
-            matches!(
-                t.outcome(),
-                Outcome::Fail | Outcome::Error | Outcome::Unexpected
-            )
-        })
+        .filter(|t| judge::trial_fails_run(t))
         .collect();
     if !notable.is_empty() {
         let _ = writeln!(out, "\n## Failures\n");
@@ -332,16 +324,16 @@ fn legend() -> &'static str {
      n/m: scenarios passed of those judged; a failure counts under the rule of the step that failed"
 }
 
-/// A matrix cell: a symbol for its class and `passed/judged`.
+/// A matrix cell: a symbol for its worst outcome and `passed/judged`.
 pub(super) fn badge(c: &Counts) -> String {
-    let symbol = match c.class() {
-        CellClass::Empty => return String::new(),
-        CellClass::Pass => "✅",
-        CellClass::Fail => "❌",
-        CellClass::Error => "💥",
-        CellClass::Expected => "🟧",
-        CellClass::NotApplicable => return "➖ n/a".to_owned(),
-        CellClass::NotReached => return "⬜ not reached".to_owned(),
+    let symbol = match c.worst() {
+        None => return String::new(),
+        Some(Outcome::Pass) => "✅",
+        Some(Outcome::Fail | Outcome::Unexpected) => "❌",
+        Some(Outcome::Error) => "💥",
+        Some(Outcome::Expected) => "🟧",
+        Some(Outcome::NotApplicable) => return "➖ n/a".to_owned(),
+        Some(Outcome::NotReached) => return "⬜ not reached".to_owned(),
     };
     format!("{symbol} {}/{}", c.pass, c.applicable())
 }
