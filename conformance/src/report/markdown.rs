@@ -12,6 +12,24 @@ const MAX_FAILURES: usize = 50;
 /// The Markdown report.
 pub fn markdown(report: &Report) -> String {
     let mut out = String::new();
+    environment(&mut out, report);
+    implementations(&mut out, report);
+    rules(&mut out, report);
+    interop(&mut out, report);
+    failures(&mut out, report);
+    expected_failures(&mut out, report);
+    not_applicable(&mut out, report);
+    let _ = writeln!(
+        out,
+        "\nThe evidence of every failure (timeline, stderr) is in `report.html`; the data in \
+         `report.json` (format {}, see `spec/REPORT.md`).",
+        report.format
+    );
+    out
+}
+
+/// The title, the environment and the run's result.
+fn environment(out: &mut String, report: &Report) {
     let env = &report.environment;
     let _ = writeln!(out, "# lockspec conformance report\n");
     let _ = writeln!(out, "| | |\n| --- | --- |");
@@ -53,7 +71,10 @@ pub fn markdown(report: &Report) -> String {
         },
         t
     );
+}
 
+/// The implementations, their counts and their adapters' notes.
+fn implementations(out: &mut String, report: &Report) {
     let _ = writeln!(out, "## Implementations\n");
     let _ = writeln!(
         out,
@@ -98,7 +119,10 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(out, "\nWhat each adapter maps to, and what it supplies:\n");
         let _ = writeln!(out, "{}", notes.join("\n"));
     }
+}
 
+/// The rules × implementations matrix.
+fn rules(out: &mut String, report: &Report) {
     let _ = writeln!(out, "\n## Rules × implementations\n");
     let _ = writeln!(out, "{}\n", legend());
     if report.any_timeout_emulated() {
@@ -125,46 +149,53 @@ pub fn markdown(report: &Report) -> String {
         }
         out.push('\n');
     }
+}
 
-    if let Some(interop) = &report.interop {
-        let _ = writeln!(out, "\n## Interoperability\n");
-        let _ = writeln!(
-            out,
-            "Two implementations on one lock file (IOP-1). Row: the implementation that holds the \
-             lock (the first process); column: the one that must wait for it. ❌: the two do \
-             not exclude each other on one file, so they must not be mixed (a finding about the \
-             pair, not a failure of either; the evidence is in `report.html`). Scenarios: {}.\n",
-            interop
-                .scenarios
+/// The interop matrix, when the check ran.
+fn interop(out: &mut String, report: &Report) {
+    let Some(interop) = &report.interop else {
+        return;
+    };
+    let _ = writeln!(out, "\n## Interoperability\n");
+    let _ = writeln!(
+        out,
+        "Two implementations on one lock file (IOP-1). Row: the implementation that holds the \
+         lock (the first process); column: the one that must wait for it. ❌: the two do \
+         not exclude each other on one file, so they must not be mixed (a finding about the \
+         pair, not a failure of either; the evidence is in `report.html`). Scenarios: {}.\n",
+        interop
+            .scenarios
+            .iter()
+            .map(|s| code(s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = write!(out, "| holds ↓ · waits → |");
+    for imp in &report.implementations {
+        let _ = write!(out, " {} |", cell(&imp.column()));
+    }
+    let _ = write!(out, "\n| --- |");
+    for _ in &report.implementations {
+        let _ = write!(out, " :---: |");
+    }
+    out.push('\n');
+    for first in &report.implementations {
+        let _ = write!(out, "| **{}** |", cell(&first.name));
+        for second in &report.implementations {
+            let counts = interop
+                .matrix
                 .iter()
-                .map(|s| code(s))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let _ = write!(out, "| holds ↓ · waits → |");
-        for imp in &report.implementations {
-            let _ = write!(out, " {} |", cell(&imp.column()));
-        }
-        let _ = write!(out, "\n| --- |");
-        for _ in &report.implementations {
-            let _ = write!(out, " :---: |");
+                .find(|c| c.first == first.name && c.second == second.name)
+                .map(|c| c.counts)
+                .unwrap_or_default();
+            let _ = write!(out, " {} |", badge(&counts));
         }
         out.push('\n');
-        for first in &report.implementations {
-            let _ = write!(out, "| **{}** |", cell(&first.name));
-            for second in &report.implementations {
-                let counts = interop
-                    .matrix
-                    .iter()
-                    .find(|c| c.first == first.name && c.second == second.name)
-                    .map(|c| c.counts)
-                    .unwrap_or_default();
-                let _ = write!(out, " {} |", badge(&counts));
-            }
-            out.push('\n');
-        }
     }
+}
 
+/// The tests that fail the run, the first [`MAX_FAILURES`] of them.
+fn failures(out: &mut String, report: &Report) {
     // Two different implementations that do not exclude each other are shown by the interop
     // matrix, with their evidence in the HTML report; they are not failures of the run.
     let interop_trials = report.interop.iter().flat_map(|i| &i.trials);
@@ -187,7 +218,10 @@ pub fn markdown(report: &Report) -> String {
             );
         }
     }
+}
 
+/// The failures that the expectation files record.
+fn expected_failures(out: &mut String, report: &Report) {
     let expected: Vec<&TrialResult> = report
         .trials
         .iter()
@@ -209,7 +243,10 @@ pub fn markdown(report: &Report) -> String {
             );
         }
     }
+}
 
+/// Not applicable, grouped by implementation (in the report's order) and reason.
+fn not_applicable(out: &mut String, report: &Report) {
     // Not applicable, grouped by implementation (in the report's order) and reason.
     let mut skipped: Vec<(&str, &str, Vec<&str>)> = Vec::new();
     for imp in &report.implementations {
@@ -244,13 +281,6 @@ pub fn markdown(report: &Report) -> String {
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "\nThe evidence of every failure (timeline, stderr) is in `report.html`; the data in \
-         `report.json` (format {}, see `spec/REPORT.md`).",
-        report.format
-    );
-    out
 }
 
 /// The Markdown report as a committed results page (`docs/results.md`): a header that says how
