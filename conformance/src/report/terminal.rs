@@ -100,8 +100,12 @@ pub fn cell_text(c: &Counts) -> String {
     }
 }
 
+/// A cell in words, coloured, then padded to `width` (so that a line's trailing spaces stay
+/// outside the colour, and are trimmed).
 fn padded(c: &Counts, width: usize, colour: bool) -> String {
-    paint(&format!("{:<width$}", cell_text(c)), c.worst(), colour)
+    let text = cell_text(c);
+    let pad = width.saturating_sub(text.chars().count());
+    format!("{}{:pad$}", paint(&text, c.worst(), colour), "")
 }
 
 /// The per-rule table: rule, title, and one column per implementation.
