@@ -28,7 +28,7 @@ pub mod timing;
 
 pub use libtest::trials;
 pub use process::Implementation;
-pub use run::{Settings, TrialReport, Verdict};
+pub use run::{Settings, TrialReport};
 pub use suite::Suite;
 
 /// The path of one of the calling package's binaries, for its tests: `CARGO_BIN_EXE_<name>` as the
