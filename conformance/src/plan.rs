@@ -98,6 +98,17 @@ pub enum Rerun {
     },
 }
 
+impl Default for Rerun {
+    /// `cargo xtask conformance` with the built-in implementations and default options.
+    fn default() -> Rerun {
+        Rerun::Xtask {
+            worker: None,
+            timing_scale: None,
+            dir: None,
+        }
+    }
+}
+
 impl Rerun {
     /// The command that reruns the test `name` played by `players` (a pair: the interop check).
     fn command(&self, players: &[&str], name: &str) -> String {
@@ -316,15 +327,9 @@ mod tests {
         }
     }
 
-    const XTASK: Rerun = Rerun::Xtask {
-        worker: None,
-        timing_scale: None,
-        dir: None,
-    };
-
     #[test]
     fn each_implementation_then_each_ordered_pair() {
-        let tests = plan(&suite(), &selection(), &expectations(), &XTASK);
+        let tests = plan(&suite(), &selection(), &expectations(), &Rerun::default());
         let names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
@@ -354,7 +359,7 @@ mod tests {
         let mut s = selection();
         s.filter = Some("a::identity::two".into());
         let names = |s: &Selection| -> Vec<String> {
-            plan(&suite(), s, &BTreeMap::new(), &XTASK)
+            plan(&suite(), s, &BTreeMap::new(), &Rerun::default())
                 .into_iter()
                 .map(|t| t.name)
                 .collect()
@@ -372,7 +377,7 @@ mod tests {
 
     #[test]
     fn rerun_commands_name_what_the_test_needs() {
-        let tests = plan(&suite(), &selection(), &BTreeMap::new(), &XTASK);
+        let tests = plan(&suite(), &selection(), &BTreeMap::new(), &Rerun::default());
         let rerun = |name: &str| &tests.iter().find(|t| t.name == name).unwrap().rerun;
         assert_eq!(
             rerun("reference::identity::two"),

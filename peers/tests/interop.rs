@@ -89,11 +89,7 @@ fn pairs(same: bool) -> Vec<(Test, TrialReport)> {
         filter: Some(format!("::{}::", plan::INTEROP_AREA)),
         ..Selection::all(vec![reference(), record_lock()])
     };
-    let rerun = Rerun::Xtask {
-        worker: None,
-        timing_scale: None,
-        dir: None,
-    };
+    let rerun = Rerun::default();
     let mut tests = plan::plan(&suite, &selection, &BTreeMap::new(), &rerun);
     tests.retain(|t| {
         t.second()

@@ -33,11 +33,7 @@ fn judge(mutant: &str, rule: &str) -> Vec<(String, Verdict)> {
         lockspec_conformance::bin_path!("lockspec-worker-mutants"),
         &["--mutant", mutant],
     );
-    let rerun = Rerun::Xtask {
-        worker: None,
-        timing_scale: None,
-        dir: None,
-    };
+    let rerun = Rerun::default();
     let mut tests = plan::plan(&suite, &Selection::all(vec![imp]), &BTreeMap::new(), &rerun);
     tests.retain(|t| t.scenario.rules.iter().any(|r| r == rule));
     assert!(!tests.is_empty(), "no scenario cites {rule}");

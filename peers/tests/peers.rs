@@ -232,11 +232,7 @@ fn the_guide_adapter_passes() {
         "paths::path_is_a_directory",
         "inheritance::child_after_release",
     ];
-    let rerun = Rerun::Xtask {
-        worker: None,
-        timing_scale: None,
-        dir: None,
-    };
+    let rerun = Rerun::default();
     let mut tests = plan::plan(&suite, &Selection::all(vec![imp]), &BTreeMap::new(), &rerun);
     tests.retain(|t| chosen.contains(&t.scenario.id.as_str()));
     assert_eq!(tests.len(), chosen.len(), "{chosen:?}");
