@@ -75,6 +75,10 @@ pub fn explain(
 ) -> String {
     let mut text = run::explain(&test.name, &test.scenario, report, rule_titles, &test.rerun);
     if let Some(mismatch) = judgement.mismatch(&report.verdict) {
+        // A pass or a skip is explained in one line without its end.
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
         let _ = writeln!(text, "  {mismatch}");
     }
     text

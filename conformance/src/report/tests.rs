@@ -1,5 +1,6 @@
 //! Unit tests of the report: the model's counts, the JSON shape, escaping and redaction.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -567,4 +568,54 @@ fn long_stderr_is_cut_to_its_last_lines() {
     let cut = tail_of(&wide);
     assert!(cut.len() <= STDERR_BYTES + "…".len() + 1);
     assert!(cut.starts_with('…'));
+}
+
+#[test]
+fn the_terminal_labels_each_judgement_and_explains_a_broken_expectation() {
+    let s = scenario("identity::two", &["IDN-1"]);
+    let expected = crate::expectations::Expected {
+        outcome: Class::Fail,
+        step: Some(3),
+        rule: Some("IDN-1".into()),
+        reason: "IDN-1: per-process record locks".into(),
+    };
+    let test = |expected: Option<crate::expectations::Expected>| Test {
+        name: "a::identity::two".into(),
+        players: vec![Implementation::new("a", "worker", &[])],
+        scenario: s.clone(),
+        expected,
+        rerun: "cargo xtask conformance --impl a --exact --filter a::identity::two".into(),
+    };
+    let failed = run::Verdict::Fail(Failure {
+        rule: Some("IDN-1".into()),
+        ..failure("acquired after 0.1 ms")
+    });
+    let skipped = run::Verdict::Skip("no callback".into());
+    for (verdict, expected, label) in [
+        (run::Verdict::Pass, None, "PASS "),
+        (run::Verdict::Pass, Some(expected.clone()), "XPASS"),
+        (failed.clone(), Some(expected.clone()), "XFAIL"),
+        (failed.clone(), None, "FAIL "),
+        (skipped.clone(), None, "N/A  "),
+        (skipped, Some(expected.clone()), "XSKIP"),
+    ] {
+        let (t, r) = (test(expected), trial_report(verdict, "liba"));
+        let j = judge::judge(&t, &r);
+        let line = terminal::progress(1, 9, &t, &j, r.elapsed, false);
+        assert_eq!(line, format!("[  1/9] {label} a::identity::two (0.01 s)"));
+        assert!(terminal::progress(1, 9, &t, &j, r.elapsed, true).contains("\x1b["));
+    }
+    let (t, r) = (
+        test(Some(expected)),
+        trial_report(run::Verdict::Pass, "liba"),
+    );
+    let text = terminal::explain(&t, &r, &judge::judge(&t, &r), &HashMap::new());
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "a::identity::two: passed",
+            "  the expectations say fail at step 3 (IDN-1) (IDN-1: per-process record locks), \
+             but this run shows a pass; if the library changed, review and rerun with --bless"
+        ]
+    );
 }
