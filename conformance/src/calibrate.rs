@@ -5,12 +5,13 @@
 //!
 //! The runner takes no lock here either: two reference workers do, as in any trial.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use lockspec_protocol::{Kind, Op, Reply};
 
 use crate::process::Implementation;
+use crate::run::Settings;
 use crate::session::{Broken, Delivery, Session};
 use crate::timing::{Noise, Timing};
 
@@ -22,6 +23,26 @@ pub const DEFAULT_ROUNDS: usize = 40;
 
 /// How many a second measurement, before a lock is judged too slow, takes.
 pub const RECHECK_ROUNDS: usize = 12;
+
+/// The settings of a run whose margins are calibrated now, by `reference`, with lock files under
+/// `dir` (the system's temporary directory when `None`); `reference` measures the noise again
+/// when a lock is judged slow.
+///
+/// # Errors
+///
+/// As [`calibrate`].
+pub fn settings(
+    reference: Implementation,
+    dir: Option<PathBuf>,
+    timing: Timing,
+) -> Result<Settings, String> {
+    let noise = calibrate(&reference, dir.as_deref(), timing, DEFAULT_ROUNDS)?;
+    Ok(Settings {
+        timing: timing.with_noise(noise),
+        dir,
+        reference: Some(reference),
+    })
+}
 
 /// Measures the noise with two workers of `reference` in a fresh directory under `parent` (the
 /// system's temporary directory when `None`): `rounds` hand-offs and a quarter as many timed

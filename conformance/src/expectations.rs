@@ -1,12 +1,12 @@
 //! Expected failures: what each implementation is known to get wrong, in
-//! `expectations/NAME.json`, and the judgement of a trial against it.
+//! `expectations/NAME.json`.
 //!
 //! A file lists, by permanent scenario ID (`area::name`), the scenarios an implementation fails,
 //! each with the class of the failure (`fail`, `crash`, `timeout`), the step at which it happens,
 //! the rule that step checks (which the failure is charged to) and a one-line reason that names
-//! that rule. [`judge`] turns a trial's verdict and its
-//! expectation into a [`Cell`]: an expected failure that happens as expected is fine; one that
-//! passes, or fails differently, is itself a failure, so the files stay true.
+//! that rule. [`crate::judge`] judges a trial against its entry: an expected failure that happens
+//! as expected is fine; one that passes, or fails differently, is itself a problem, so the files
+//! stay true.
 //! [`Expectations::bless`] rewrites a file from a run (`cargo xtask conformance --bless`), keeping
 //! the reasons already written and marking new entries for review. The format is documented in
 //! `expectations/README.md`.
@@ -86,24 +86,6 @@ pub struct Expected {
 }
 
 impl Expected {
-    /// Whether `verdict` is this failure: the same class, at the same step (when one is given),
-    /// charged to the same rule (when one is given). An implementation that is not installed
-    /// never matches.
-    pub fn matches(&self, verdict: &Verdict) -> bool {
-        let (Verdict::Fail(failure) | Verdict::Error(failure)) = verdict else {
-            return false;
-        };
-        !failure.unavailable()
-            && Class::of(verdict) == Some(self.outcome)
-            && self
-                .step
-                .is_none_or(|step| failure.step.map(|i| i + 1) == Some(step))
-            && self
-                .rule
-                .as_ref()
-                .is_none_or(|rule| failure.rule.as_ref() == Some(rule))
-    }
-
     /// The failure in words: `fail at step 3 (REE-1)`.
     pub fn describe(&self) -> String {
         describe(self.outcome, self.step, self.rule.as_deref())
@@ -111,7 +93,7 @@ impl Expected {
 }
 
 /// A failure in words: `fail at step 3 (REE-1)`, `crash (REL-2)`, `crash`.
-fn describe(class: Class, step: Option<usize>, rule: Option<&str>) -> String {
+pub(crate) fn describe(class: Class, step: Option<usize>, rule: Option<&str>) -> String {
     let mut s = match step {
         Some(step) => format!("{class} at step {step}"),
         None => class.to_string(),
@@ -120,104 +102,6 @@ fn describe(class: Class, step: Option<usize>, rule: Option<&str>) -> String {
         s.push_str(&format!(" ({rule})"));
     }
     s
-}
-
-/// The judgement of one trial against its expectation.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    /// Passed, and no failure was expected.
-    Pass,
-    /// Failed exactly as expected.
-    ExpectedFail(Expected),
-    /// Not applicable (a capability is absent, or the environment cannot run it). An expectation
-    /// of the scenario is neither confirmed nor broken.
-    NotApplicable(String),
-    /// The lock broke a rule; `expected` is set when a different failure was expected.
-    Fail {
-        /// The failure that was expected instead, if any.
-        expected: Option<Expected>,
-    },
-    /// The worker broke (or is not installed); `expected` is set when a different failure was
-    /// expected.
-    Error {
-        /// The failure that was expected instead, if any.
-        expected: Option<Expected>,
-    },
-    /// Passed, though a failure was expected: the expectation no longer holds.
-    UnexpectedPass(Expected),
-    /// Not applicable, though a failure was expected: the expectation can no longer be checked
-    /// (a capability or condition went missing), which must not pass for a confirmation.
-    UnexpectedSkip(Expected, String),
-}
-
-impl Cell {
-    /// Whether the cell is as it should be: a pass, an expected failure, or not applicable.
-    pub fn is_ok(&self) -> bool {
-        matches!(
-            self,
-            Cell::Pass | Cell::ExpectedFail(_) | Cell::NotApplicable(_)
-        )
-    }
-
-    /// The expectation that was checked and did not hold, if any.
-    pub fn broken_expectation(&self) -> Option<&Expected> {
-        match self {
-            Cell::UnexpectedPass(e)
-            | Cell::UnexpectedSkip(e, _)
-            | Cell::Fail { expected: Some(e) }
-            | Cell::Error { expected: Some(e) } => Some(e),
-            _ => None,
-        }
-    }
-
-    /// A short name: `pass`, `expected fail`, `n/a`, `fail`, `error`, `unexpected pass`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Cell::Pass => "pass",
-            Cell::ExpectedFail(_) => "expected fail",
-            Cell::NotApplicable(_) => "n/a",
-            Cell::Fail { .. } => "fail",
-            Cell::Error { .. } => "error",
-            Cell::UnexpectedPass(_) => "unexpected pass",
-            Cell::UnexpectedSkip(..) => "unexpected n/a",
-        }
-    }
-
-    /// One line for a person when the cell is not OK because of its expectation: what was
-    /// expected and what happened instead.
-    pub fn mismatch(&self, verdict: &Verdict) -> Option<String> {
-        let expected = self.broken_expectation()?;
-        let observed = match (verdict, Class::of(verdict)) {
-            (Verdict::Fail(f) | Verdict::Error(f), Some(class)) => {
-                describe(class, f.step.map(|i| i + 1), f.rule.as_deref())
-            }
-            (Verdict::Skip(reason), _) => format!("not applicable ({reason})"),
-            _ => "a pass".to_owned(),
-        };
-        Some(format!(
-            "the expectations say {} ({}), but this run shows {observed}; if the library \
-             changed, review and rerun with --bless",
-            expected.describe(),
-            expected.reason
-        ))
-    }
-}
-
-/// Judges a trial's `verdict` against the implementation's expectation for its scenario.
-pub fn judge(verdict: &Verdict, expected: Option<&Expected>) -> Cell {
-    match (verdict, expected) {
-        (Verdict::Skip(reason), Some(e)) => Cell::UnexpectedSkip(e.clone(), reason.clone()),
-        (Verdict::Skip(reason), None) => Cell::NotApplicable(reason.clone()),
-        (Verdict::Pass, None) => Cell::Pass,
-        (Verdict::Pass, Some(e)) => Cell::UnexpectedPass(e.clone()),
-        (_, Some(e)) if e.matches(verdict) => Cell::ExpectedFail(e.clone()),
-        (Verdict::Fail(_), e) => Cell::Fail {
-            expected: e.cloned(),
-        },
-        (Verdict::Error(_), e) => Cell::Error {
-            expected: e.cloned(),
-        },
-    }
 }
 
 /// The expectation file of one implementation.
@@ -313,6 +197,21 @@ impl Expectations {
             Err(source) => return Err(Error::Read { path, source }),
         };
         Expectations::parse(&text, &path, implementation)
+    }
+
+    /// Loads the file of each of `implementations` under `root`, by name.
+    ///
+    /// # Errors
+    ///
+    /// As [`Expectations::load`], for the first file that cannot be used.
+    pub fn load_all<'a>(
+        root: &Path,
+        implementations: impl IntoIterator<Item = &'a str>,
+    ) -> Result<BTreeMap<String, Expectations>, Error> {
+        implementations
+            .into_iter()
+            .map(|name| Ok((name.to_owned(), Expectations::load(root, name)?)))
+            .collect()
     }
 
     /// Parses the text of the file at `path`, which must be about `implementation`.

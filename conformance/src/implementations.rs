@@ -279,6 +279,15 @@ pub fn names() -> String {
         .join(", ")
 }
 
+/// The help of `--impl`: every built-in implementation, by name, and how to install the peers.
+pub fn impl_help() -> String {
+    format!(
+        "Built-in implementations to judge, comma-separated, or `all`: {}. Python and Node ones \
+         need `{INSTALL_PEERS}`",
+        names()
+    )
+}
+
 /// Where the workers and the peers are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Locations {
@@ -304,6 +313,18 @@ impl Locations {
             root: root.into(),
             peers,
         }
+    }
+
+    /// The workers beside the running program (every package builds its binaries into one
+    /// directory), the adapters under `root`, and the peers as [`Locations::new`] finds them.
+    ///
+    /// # Errors
+    ///
+    /// Returns a message when the running program cannot be found.
+    pub fn of_this_program(root: &Path) -> Result<Locations, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+        let bin_dir = exe.parent().ok_or("this program has no directory")?;
+        Ok(Locations::new(bin_dir, root))
     }
 
     /// The Python interpreter of the virtual environment `venv`.
@@ -460,6 +481,37 @@ fn find_program(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(format!("{program}{}", std::env::consts::EXE_SUFFIX)))
         .find(|candidate| candidate.is_file())
+}
+
+/// The built-in implementations that `names` names (as [`select`]), each resolved `at` its
+/// location. One that is not installed here stays, as an implementation whose every test is an
+/// error saying how to install it; `not_installed` hears of it first.
+///
+/// # Errors
+///
+/// As [`select`].
+pub fn resolve_named(
+    names: &[String],
+    at: &Locations,
+    mut not_installed: impl FnMut(&NotInstalled),
+) -> Result<Vec<Implementation>, String> {
+    let resolve = |b: &Builtin| {
+        b.resolve(at).unwrap_or_else(|missing| {
+            not_installed(&missing);
+            missing.into_implementation()
+        })
+    };
+    Ok(select(names)?.into_iter().map(resolve).collect())
+}
+
+/// The reference implementation's worker `at` its location: it calibrates the margins.
+///
+/// # Errors
+///
+/// Says so when the worker is not built.
+pub fn reference(at: &Locations) -> Result<Implementation, String> {
+    let reference = find("reference").ok_or("no built-in reference")?;
+    reference.resolve(at).map_err(|e| e.to_string())
 }
 
 /// The built-in implementations that `spec` names: names separated by commas, or `all`.

@@ -1,18 +1,25 @@
 //! The lockspec conformance runner: loads the spec and the scenarios, drives workers over the
 //! protocol of `spec/PROTOCOL.md`, and judges what they do.
 //!
-//! Data flow: [`suite::load`] reads `spec/` and `scenarios/` into [`scenario::Scenario`]s;
-//! [`run::run`] plays one scenario against one [`process::Implementation`] and returns a
-//! [`run::TrialReport`]; [`trials`] turns the whole matrix into libtest-mimic trials.
+//! One pipeline, several front ends: [`suite::load`] reads `spec/` and `scenarios/` into a
+//! [`Suite`]; [`plan::plan`] turns a [`plan::Selection`] into the tests to run; [`runner::run`]
+//! plays them ([`run::run_mixed`] plays one scenario with its [`process::Implementation`]s and
+//! returns a [`run::TrialReport`]); [`judge`] judges each against its expectation and decides
+//! whether the run fails; [`report`] renders the results. The `lockspec` binary and
+//! [`trials`] (libtest-mimic) are the front ends.
 
 pub mod calibrate;
 pub mod cleanup;
 pub mod expectations;
 pub mod implementations;
+pub mod judge;
+mod libtest;
 mod locate;
+pub mod plan;
 pub mod process;
 pub mod report;
 pub mod run;
+pub mod runner;
 pub mod scenario;
 pub mod session;
 pub mod stress;
@@ -20,65 +27,10 @@ pub mod suite;
 mod sys;
 pub mod timing;
 
-use std::sync::Arc;
-
-use libtest_mimic::{Failed, Trial};
-
+pub use libtest::trials;
 pub use process::Implementation;
-pub use run::{Settings, TrialReport, Verdict};
+pub use run::{Settings, TrialReport};
 pub use suite::Suite;
-
-/// One libtest-mimic trial per implementation x scenario, named `IMPL::AREA::NAME`, sorted, each
-/// judged against the implementation's [`expectations::Expectations`]: a pass or an expected
-/// failure passes, a scenario that does not apply is ignored with its reason, and anything else
-/// (a failure, an error, an expectation that no longer holds) fails with the explanation.
-/// `rerun` gives the command that reruns one test, by name.
-pub fn trials(
-    suite: &Suite,
-    implementations: &[(Implementation, expectations::Expectations)],
-    settings: &Settings,
-    rerun: impl Fn(&str) -> String + Send + Sync + 'static,
-) -> Vec<Trial> {
-    let titles = Arc::new(suite.rule_titles());
-    let rerun = Arc::new(rerun);
-    let mut trials = Vec::new();
-    for (imp, expected) in implementations {
-        for scenario in &suite.scenarios {
-            let name = format!("{}::{}", imp.name, scenario.id);
-            let (imp, scenario, settings) = (imp.clone(), scenario.clone(), settings.clone());
-            let expectation = expected.get(&scenario.id).cloned();
-            let (titles, rerun) = (Arc::clone(&titles), Arc::clone(&rerun));
-            let test_name = name.clone();
-            trials.push(Trial::ignorable_test(name, move || {
-                let report = run::run(&imp, &scenario, &settings);
-                let cell = expectations::judge(&report.verdict, expectation.as_ref());
-                match &cell {
-                    expectations::Cell::Pass | expectations::Cell::ExpectedFail(_) => {
-                        Ok(libtest_mimic::Completion::Completed)
-                    }
-                    expectations::Cell::NotApplicable(reason) => {
-                        Ok(libtest_mimic::Completion::ignored_with(reason))
-                    }
-                    _ => {
-                        let mut message = run::explain(
-                            &test_name,
-                            &scenario,
-                            &report,
-                            &titles,
-                            &rerun(&test_name),
-                        );
-                        if let Some(mismatch) = cell.mismatch(&report.verdict) {
-                            message.push_str(&format!("  {mismatch}\n"));
-                        }
-                        Err(Failed::from(message))
-                    }
-                }
-            }));
-        }
-    }
-    trials.sort_by(|a, b| a.name().cmp(b.name()));
-    trials
-}
 
 /// The path of one of the calling package's binaries, for its tests: `CARGO_BIN_EXE_<name>` as the
 /// test runner sets it at run time (nextest remaps it when tests run from an archive on another

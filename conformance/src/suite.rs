@@ -107,6 +107,23 @@ fn is_rule_id(id: &str) -> bool {
         && number.chars().all(|c| c.is_ascii_digit())
 }
 
+/// Loads the suite at `root` as [`load`] does, or says why it cannot: every problem on a line
+/// of its own, then that the suite cannot be loaded.
+///
+/// # Errors
+///
+/// The problems [`load`] finds, as one message.
+pub fn load_or_explain(root: &Path) -> Result<Suite, String> {
+    load(root).map_err(|errors| {
+        let lines: String = errors.iter().map(|e| format!("{e}\n")).collect();
+        format!(
+            "{lines}the suite at {} cannot be loaded ({} problem(s))",
+            root.display(),
+            errors.len()
+        )
+    })
+}
+
 /// Loads the spec's rules, then every scenario under `root/scenarios`, validated against
 /// `root/spec/scenario.schema.json` and parsed strictly.
 ///

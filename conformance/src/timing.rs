@@ -163,6 +163,16 @@ impl Timing {
         Duration::from_millis(2) + t / 100
     }
 
+    /// Margins multiplied by `scale` when one is given ([`Timing::new`]), else by the scale of
+    /// the environment ([`Timing::from_env`]).
+    ///
+    /// # Errors
+    ///
+    /// As those two.
+    pub fn scaled(scale: Option<f64>) -> Result<Timing, String> {
+        scale.map_or_else(Timing::from_env, Timing::new)
+    }
+
     /// The scale from `LOCKSPEC_TIMING_SCALE`, or 1.
     ///
     /// # Errors

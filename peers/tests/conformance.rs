@@ -7,12 +7,14 @@
 //! installed its tests fail and say so, unless `LOCKSPEC_SKIP_MISSING_PEERS=1`, which turns them
 //! into ignored tests that give the reason.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
 use libtest_mimic::{Arguments, Completion, Trial};
 use lockspec_conformance::expectations::Expectations;
 use lockspec_conformance::implementations::{self as builtins, Language, Locations};
+use lockspec_conformance::plan::{self, Rerun, Selection};
 use lockspec_conformance::timing::Timing;
 use lockspec_conformance::{Settings, Suite, suite, trials};
 
@@ -42,28 +44,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// The plan of every judged implementation against every scenario (every tier), as trials, and
+/// the tests of a peer that is not installed, ignored when `LOCKSPEC_SKIP_MISSING_PEERS=1`.
 fn plan() -> Result<Vec<Trial>, String> {
     let root = suite::default_root();
-    let suite = suite::load(&root).map_err(|errors| {
-        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        format!(
-            "{}\nthe suite at {} cannot be loaded ({} problem(s))",
-            list.join("\n"),
-            root.display(),
-            errors.len()
-        )
-    })?;
-    let mut settings = Settings {
-        timing: Timing::from_env()?,
-        dir: None,
-        reference: None,
-    };
+    let suite = suite::load_or_explain(&root)?;
     // Every Rust worker is built into one directory: this package's, and the reference's (a
     // binary of lockspec-conformance).
     let worker = Path::new(lockspec_conformance::bin_path!("lockspec-worker-std"));
     let at = Locations::new(worker.parent().ok_or("no directory of workers")?, &root);
-    let reference_builtin = builtins::find("reference").ok_or("no built-in reference")?;
-    settings.reference = Some(reference_builtin.resolve(&at).map_err(|e| e.to_string())?);
+    let settings = Settings {
+        timing: Timing::from_env()?,
+        dir: None,
+        reference: Some(builtins::reference(&at)?),
+    };
     let skip_missing = std::env::var_os(SKIP_MISSING).is_some_and(|v| v == "1");
     let mut judged = Vec::new();
     let mut skipped = Vec::new();
@@ -73,25 +67,24 @@ fn plan() -> Result<Vec<Trial>, String> {
         .filter(|b| b.language == Language::Rust && b.exists_here());
     let python = builtins::find(PYTHON_PEER).ok_or_else(|| format!("no built-in {PYTHON_PEER}"))?;
     for builtin in rust.chain([python]) {
-        let name = builtin.name;
-        let imp = match builtin.resolve(&at) {
-            Ok(imp) => imp,
+        match builtin.resolve(&at) {
+            Ok(imp) => judged.push(imp),
             Err(missing) if skip_missing => {
-                skipped.extend(ignored(
-                    &suite,
-                    name,
-                    &format!("{missing} ({SKIP_MISSING}=1)"),
-                ));
-                continue;
+                let reason = format!("{missing} ({SKIP_MISSING}=1)");
+                skipped.extend(ignored(&suite, builtin.name, &reason));
             }
-            Err(missing) => missing.into_implementation(),
-        };
-        let expected = Expectations::load(&root, name).map_err(|e| e.to_string())?;
-        judged.push((imp, expected));
+            Err(missing) => judged.push(missing.into_implementation()),
+        }
     }
-    let mut all = trials(&suite, &judged, &settings, |name| {
-        format!("cargo nextest run -p lockspec-peers --test conformance -E 'test(={name})'")
-    });
+    let names = judged.iter().map(|imp| imp.name.as_str());
+    let expected: BTreeMap<String, Expectations> =
+        Expectations::load_all(&root, names).map_err(|e| e.to_string())?;
+    let rerun = Rerun::Nextest {
+        package: "lockspec-peers".into(),
+        test: "conformance".into(),
+    };
+    let tests = plan::plan(&suite, &Selection::all(judged), &expected, &rerun);
+    let mut all = trials(&suite, tests, &settings);
     all.extend(skipped);
     all.sort_by(|a, b| a.name().cmp(b.name()));
     Ok(all)

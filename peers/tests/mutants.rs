@@ -1,12 +1,12 @@
 //! The harness's self-test: deliberately broken locks must each fail a step that checks the rule
 //! they break. A suite that passes a broken lock proves nothing.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
-use lockspec_conformance::run::{self, Settings, Verdict};
-use lockspec_conformance::scenario::Scenario;
+use lockspec_conformance::plan::{self, Rerun, Selection};
+use lockspec_conformance::run::{Settings, Verdict};
 use lockspec_conformance::timing::Timing;
-use lockspec_conformance::{Implementation, suite};
+use lockspec_conformance::{Implementation, runner, suite};
 use rstest::rstest;
 
 fn settings() -> Settings {
@@ -24,35 +24,22 @@ fn settings() -> Settings {
     }
 }
 
-/// Runs every scenario citing `rule` against the mutant, in parallel, and returns
-/// (scenario ID, verdict) pairs.
+/// Runs every scenario citing `rule` against the mutant, all at once, and returns (scenario ID,
+/// verdict) pairs.
 fn judge(mutant: &str, rule: &str) -> Vec<(String, Verdict)> {
     let suite = suite::load(&suite::default_root()).expect("the suite loads");
-    let citing: Vec<&Scenario> = suite
-        .scenarios
-        .iter()
-        .filter(|s| s.rules.iter().any(|r| r == rule))
-        .collect();
-    assert!(!citing.is_empty(), "no scenario cites {rule}");
     let imp = Implementation::new(
         format!("mutant-{mutant}"),
         lockspec_conformance::bin_path!("lockspec-worker-mutants"),
         &["--mutant", mutant],
     );
-    let settings = settings();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = citing
-            .iter()
-            .map(|s| {
-                let (imp, settings) = (&imp, &settings);
-                scope.spawn(move || (s.id.clone(), run::run(imp, s, settings).verdict))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a trial does not panic"))
-            .collect()
-    })
+    let rerun = Rerun::default();
+    let mut tests = plan::plan(&suite, &Selection::all(vec![imp]), &BTreeMap::new(), &rerun);
+    tests.retain(|t| t.scenario.rules.iter().any(|r| r == rule));
+    assert!(!tests.is_empty(), "no scenario cites {rule}");
+    let results = runner::run(&tests, &settings(), tests.len(), |_| {});
+    let ids = tests.into_iter().map(|t| t.scenario.id);
+    ids.zip(results.into_iter().map(|r| r.verdict)).collect()
 }
 
 #[rstest]

@@ -1,7 +1,7 @@
 //! The peers' own tidy test: the registry of built-in implementations, their pinned versions, the
 //! workers' `hello`, and the expectation files agree with each other and with the suite.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -196,9 +196,10 @@ fn guide_adapter() -> String {
 
 #[test]
 fn the_guide_adapter_passes() {
-    use lockspec_conformance::Implementation;
-    use lockspec_conformance::run::{self, Settings, Verdict};
+    use lockspec_conformance::plan::{self, Rerun, Selection};
+    use lockspec_conformance::run::{Settings, Verdict};
     use lockspec_conformance::timing::Timing;
+    use lockspec_conformance::{Implementation, runner};
 
     let python = std::env::var_os("PATH")
         .and_then(|path| {
@@ -231,20 +232,12 @@ fn the_guide_adapter_passes() {
         "paths::path_is_a_directory",
         "inheritance::child_after_release",
     ];
-    let verdicts: Vec<(String, Verdict)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = suite
-            .scenarios
-            .iter()
-            .filter(|s| chosen.contains(&s.id.as_str()))
-            .map(|s| {
-                let (imp, settings) = (&imp, &settings);
-                scope.spawn(move || (s.id.clone(), run::run(imp, s, settings).verdict))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    assert_eq!(verdicts.len(), chosen.len(), "{verdicts:?}");
-    for (id, verdict) in &verdicts {
-        assert_eq!(*verdict, Verdict::Pass, "{id}");
+    let rerun = Rerun::default();
+    let mut tests = plan::plan(&suite, &Selection::all(vec![imp]), &BTreeMap::new(), &rerun);
+    tests.retain(|t| chosen.contains(&t.scenario.id.as_str()));
+    assert_eq!(tests.len(), chosen.len(), "{chosen:?}");
+    let results = runner::run(&tests, &settings, tests.len(), |_| {});
+    for (t, r) in tests.iter().zip(&results) {
+        assert_eq!(r.verdict, Verdict::Pass, "{}", t.scenario.id);
     }
 }

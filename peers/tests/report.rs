@@ -5,7 +5,8 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use lockspec_conformance::report::{self, Report, Verdict};
+use lockspec_conformance::judge::{self, Verdict};
+use lockspec_conformance::report::{self, Report};
 use serde_json::Value;
 
 /// Runs `lockspec ARGS --out DIR` and returns its output. `lockspec` is a binary of
@@ -155,7 +156,7 @@ fn a_broken_lock_gets_evidence_and_a_failing_exit_status() {
         1,
         "the scenario's FIL-4 step came first and passed"
     );
-    assert!(report.failed());
+    assert!(judge::failed(&report));
 
     let md = read(&out.path().join("report.md"));
     assert!(md.contains("## Failures"));

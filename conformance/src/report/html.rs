@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::{CellClass, Counts, Margins, Outcome, Report, TrialResult, escape_html as e};
+use super::{Counts, Margins, Report, TrialResult, escape_html as e};
+use crate::judge::{self, Outcome};
 
 const STYLE: &str = r#"
 :root { --fg: #1f2328; --muted: #59636e; --bg: #ffffff; --line: #d1d9e0; --code: #f6f8fa;
@@ -72,7 +73,7 @@ pub fn html(report: &Report) -> String {
         e(&env.date)
     );
     let _ = writeln!(out, "<h1>lockspec conformance report</h1>");
-    let (class, text) = if report.failed() {
+    let (class, text) = if judge::failed(report) {
         ("bad", "Not as expected")
     } else {
         ("ok", "Every result as expected")
@@ -189,13 +190,12 @@ fn legend(out: &mut String, report: &Report) {
 
 /// One matrix cell: colour, `passed/judged`, the counts as a tooltip, a link to the evidence.
 fn cell(counts: &Counts, anchor: Option<&str>) -> String {
-    let class = counts.class();
-    if class == CellClass::Empty {
+    let Some(worst) = counts.worst() else {
         return "<td class=\"c\"></td>".to_owned();
-    }
-    let text = match class {
-        CellClass::NotApplicable => "n/a".to_owned(),
-        CellClass::NotReached => "not reached".to_owned(),
+    };
+    let text = match worst {
+        Outcome::NotApplicable => "n/a".to_owned(),
+        Outcome::NotReached => "not reached".to_owned(),
         _ => format!("{}/{}", counts.pass, counts.applicable()),
     };
     let body = match anchor {
@@ -204,7 +204,7 @@ fn cell(counts: &Counts, anchor: Option<&str>) -> String {
     };
     format!(
         "<td class=\"c {}\" title=\"{}\">{body}</td>",
-        class.name(),
+        css(worst),
         e(&counts.to_string())
     )
 }
@@ -344,13 +344,13 @@ fn evidence(out: &mut String, report: &Report) {
          failure appears under the rule of the step that failed.</p>"
     );
     for (id, counts, heading, trials) in sections {
-        let class = counts.class();
+        let worst = counts.worst().expect("a cell with evidence has trials");
         let _ = writeln!(
             out,
             "<details class=\"cell\" id=\"{id}\"><summary><span class=\"tag {}\">{}</span> {} \
              <span class=\"muted\">({})</span></summary>",
-            class.name(),
-            e(class_word(class)),
+            css(worst),
+            e(word(worst)),
             e(&heading),
             e(&counts.to_string())
         );
@@ -361,29 +361,34 @@ fn evidence(out: &mut String, report: &Report) {
     }
 }
 
-fn class_word(c: CellClass) -> &'static str {
-    match c {
-        CellClass::Empty => "",
-        CellClass::Pass => "pass",
-        CellClass::Fail => "fail",
-        CellClass::Error => "error",
-        CellClass::Expected => "expected fail",
-        CellClass::NotApplicable => "n/a",
-        CellClass::NotReached => "not reached",
+/// The CSS class of an outcome, which colours it.
+fn css(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "pass",
+        Outcome::Fail | Outcome::Unexpected => "fail",
+        Outcome::Error => "error",
+        Outcome::NotApplicable => "na",
+        Outcome::Expected => "xfail",
+        Outcome::NotReached => "unreached",
+    }
+}
+
+/// An outcome in words.
+fn word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "pass",
+        Outcome::Fail => "fail",
+        Outcome::Error => "error",
+        Outcome::NotApplicable => "n/a",
+        Outcome::Expected => "expected fail",
+        Outcome::Unexpected => "unexpected",
+        Outcome::NotReached => "not reached",
     }
 }
 
 fn outcome_tag(t: &TrialResult) -> String {
-    let (class, word) = match t.outcome() {
-        Outcome::Pass => ("pass", "pass"),
-        Outcome::Fail => ("fail", "fail"),
-        Outcome::Error => ("error", "error"),
-        Outcome::NotApplicable => ("na", "n/a"),
-        Outcome::Expected => ("xfail", "expected fail"),
-        Outcome::Unexpected => ("fail", "unexpected"),
-        Outcome::NotReached => ("unreached", "not reached"),
-    };
-    format!("<span class=\"tag {class}\">{word}</span>")
+    let o = t.outcome();
+    format!("<span class=\"tag {}\">{}</span>", css(o), word(o))
 }
 
 fn trial(out: &mut String, report: &Report, t: &TrialResult) {

@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::{CellClass, Counts, Margins, Outcome, Report, TrialResult};
+use super::{Counts, Margins, Report, TrialResult};
+use crate::judge::{self, Outcome};
 
 /// At most this many failures are listed; the rest are counted.
 const MAX_FAILURES: usize = 50;
@@ -11,6 +12,24 @@ const MAX_FAILURES: usize = 50;
 /// The Markdown report.
 pub fn markdown(report: &Report) -> String {
     let mut out = String::new();
+    environment(&mut out, report);
+    implementations(&mut out, report);
+    rules(&mut out, report);
+    interop(&mut out, report);
+    failures(&mut out, report);
+    expected_failures(&mut out, report);
+    not_applicable(&mut out, report);
+    let _ = writeln!(
+        out,
+        "\nThe evidence of every failure (timeline, stderr) is in `report.html`; the data in \
+         `report.json` (format {}, see `spec/REPORT.md`).",
+        report.format
+    );
+    out
+}
+
+/// The title, the environment and the run's result.
+fn environment(out: &mut String, report: &Report) {
     let env = &report.environment;
     let _ = writeln!(out, "# lockspec conformance report\n");
     let _ = writeln!(out, "| | |\n| --- | --- |");
@@ -45,14 +64,17 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(
         out,
         "\n**{}** {}.\n",
-        if report.failed() {
+        if judge::failed(report) {
             "❌ Not as expected:"
         } else {
             "✅ Every result as expected:"
         },
         t
     );
+}
 
+/// The implementations, their counts and their adapters' notes.
+fn implementations(out: &mut String, report: &Report) {
     let _ = writeln!(out, "## Implementations\n");
     let _ = writeln!(
         out,
@@ -97,7 +119,10 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(out, "\nWhat each adapter maps to, and what it supplies:\n");
         let _ = writeln!(out, "{}", notes.join("\n"));
     }
+}
 
+/// The rules × implementations matrix.
+fn rules(out: &mut String, report: &Report) {
     let _ = writeln!(out, "\n## Rules × implementations\n");
     let _ = writeln!(out, "{}\n", legend());
     if report.any_timeout_emulated() {
@@ -124,63 +149,61 @@ pub fn markdown(report: &Report) -> String {
         }
         out.push('\n');
     }
+}
 
-    if let Some(interop) = &report.interop {
-        let _ = writeln!(out, "\n## Interoperability\n");
-        let _ = writeln!(
-            out,
-            "Two implementations on one lock file (IOP-1). Row: the implementation that holds the \
-             lock (the first process); column: the one that must wait for it. ❌: the two do \
-             not exclude each other on one file, so they must not be mixed (a finding about the \
-             pair, not a failure of either; the evidence is in `report.html`). Scenarios: {}.\n",
-            interop
-                .scenarios
+/// The interop matrix, when the check ran.
+fn interop(out: &mut String, report: &Report) {
+    let Some(interop) = &report.interop else {
+        return;
+    };
+    let _ = writeln!(out, "\n## Interoperability\n");
+    let _ = writeln!(
+        out,
+        "Two implementations on one lock file (IOP-1). Row: the implementation that holds the \
+         lock (the first process); column: the one that must wait for it. ❌: the two do \
+         not exclude each other on one file, so they must not be mixed (a finding about the \
+         pair, not a failure of either; the evidence is in `report.html`). Scenarios: {}.\n",
+        interop
+            .scenarios
+            .iter()
+            .map(|s| code(s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = write!(out, "| holds ↓ · waits → |");
+    for imp in &report.implementations {
+        let _ = write!(out, " {} |", cell(&imp.column()));
+    }
+    let _ = write!(out, "\n| --- |");
+    for _ in &report.implementations {
+        let _ = write!(out, " :---: |");
+    }
+    out.push('\n');
+    for first in &report.implementations {
+        let _ = write!(out, "| **{}** |", cell(&first.name));
+        for second in &report.implementations {
+            let counts = interop
+                .matrix
                 .iter()
-                .map(|s| code(s))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let _ = write!(out, "| holds ↓ · waits → |");
-        for imp in &report.implementations {
-            let _ = write!(out, " {} |", cell(&imp.column()));
-        }
-        let _ = write!(out, "\n| --- |");
-        for _ in &report.implementations {
-            let _ = write!(out, " :---: |");
+                .find(|c| c.first == first.name && c.second == second.name)
+                .map(|c| c.counts)
+                .unwrap_or_default();
+            let _ = write!(out, " {} |", badge(&counts));
         }
         out.push('\n');
-        for first in &report.implementations {
-            let _ = write!(out, "| **{}** |", cell(&first.name));
-            for second in &report.implementations {
-                let counts = interop
-                    .matrix
-                    .iter()
-                    .find(|c| c.first == first.name && c.second == second.name)
-                    .map(|c| c.counts)
-                    .unwrap_or_default();
-                let _ = write!(out, " {} |", badge(&counts));
-            }
-            out.push('\n');
-        }
     }
+}
 
+/// The tests that fail the run, the first [`MAX_FAILURES`] of them.
+fn failures(out: &mut String, report: &Report) {
     // Two different implementations that do not exclude each other are shown by the interop
     // matrix, with their evidence in the HTML report; they are not failures of the run.
-    let interop_trials = report
-        .interop
-        .iter()
-        .flat_map(|i| &i.trials)
-        .filter(|t| t.second.as_deref() == Some(t.implementation.as_str()));
+    let interop_trials = report.interop.iter().flat_map(|i| &i.trials);
     let notable: Vec<&TrialResult> = report
         .trials
         .iter()
         .chain(interop_trials)
-        .filter(|t| {
-            matches!(
-                t.outcome(),
-                Outcome::Fail | Outcome::Error | Outcome::Unexpected
-            )
-        })
+        .filter(|t| judge::trial_fails_run(t))
         .collect();
     if !notable.is_empty() {
         let _ = writeln!(out, "\n## Failures\n");
@@ -195,7 +218,10 @@ pub fn markdown(report: &Report) -> String {
             );
         }
     }
+}
 
+/// The failures that the expectation files record.
+fn expected_failures(out: &mut String, report: &Report) {
     let expected: Vec<&TrialResult> = report
         .trials
         .iter()
@@ -217,7 +243,10 @@ pub fn markdown(report: &Report) -> String {
             );
         }
     }
+}
 
+/// Not applicable, grouped by implementation (in the report's order) and reason.
+fn not_applicable(out: &mut String, report: &Report) {
     // Not applicable, grouped by implementation (in the report's order) and reason.
     let mut skipped: Vec<(&str, &str, Vec<&str>)> = Vec::new();
     for imp in &report.implementations {
@@ -252,13 +281,6 @@ pub fn markdown(report: &Report) -> String {
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "\nThe evidence of every failure (timeline, stderr) is in `report.html`; the data in \
-         `report.json` (format {}, see `spec/REPORT.md`).",
-        report.format
-    );
-    out
 }
 
 /// The Markdown report as a committed results page (`docs/results.md`): a header that says how
@@ -332,16 +354,16 @@ fn legend() -> &'static str {
      n/m: scenarios passed of those judged; a failure counts under the rule of the step that failed"
 }
 
-/// A matrix cell: a symbol for its class and `passed/judged`.
+/// A matrix cell: a symbol for its worst outcome and `passed/judged`.
 pub(super) fn badge(c: &Counts) -> String {
-    let symbol = match c.class() {
-        CellClass::Empty => return String::new(),
-        CellClass::Pass => "✅",
-        CellClass::Fail => "❌",
-        CellClass::Error => "💥",
-        CellClass::Expected => "🟧",
-        CellClass::NotApplicable => return "➖ n/a".to_owned(),
-        CellClass::NotReached => return "⬜ not reached".to_owned(),
+    let symbol = match c.worst() {
+        None => return String::new(),
+        Some(Outcome::Pass) => "✅",
+        Some(Outcome::Fail | Outcome::Unexpected) => "❌",
+        Some(Outcome::Error) => "💥",
+        Some(Outcome::Expected) => "🟧",
+        Some(Outcome::NotApplicable) => return "➖ n/a".to_owned(),
+        Some(Outcome::NotReached) => return "⬜ not reached".to_owned(),
     };
     format!("{symbol} {}/{}", c.pass, c.applicable())
 }

@@ -3,10 +3,12 @@
 //! `spec/REPORT.md`) and one self-contained HTML page ([`html`]); [`terminal`] prints the per-rule
 //! table.
 //!
-//! The model keeps the raw verdict of each trial (pass, fail, not applicable, error) apart from
-//! what the implementation's expectations say about it, so that an expected failure is reported
-//! as such and an expectation that no longer holds is a problem of its own. A failure is charged to
-//! the rule of the step that failed ([`TrialResult::outcome_for`]): only that rule's cell shows it.
+//! The model records each trial as the judge judged it ([`crate::judge::Judgement`]): its verdict
+//! (pass, fail, not applicable, error) apart from what the implementation's expectations say about
+//! it, so that an expected failure is reported as such and an expectation that no longer holds is
+//! a problem of its own. A failure is charged to the rule of the step that failed
+//! ([`TrialResult::outcome_for`]): only that rule's cell shows it. The report decides nothing:
+//! whether the run failed is [`crate::judge::failed`].
 
 pub mod env;
 mod html;
@@ -25,6 +27,8 @@ use serde::{Deserialize, Serialize};
 pub use html::html;
 pub use markdown::{markdown, results_markdown};
 
+use crate::judge::{ExpectationNote, Judgement, Outcome, Verdict};
+use crate::plan::{Selection, Test, is_interop};
 use crate::process::Implementation;
 use crate::run::{self, TrialReport};
 use crate::scenario::Scenario;
@@ -289,92 +293,6 @@ pub struct InteropCell {
     pub counts: Counts,
 }
 
-/// The raw verdict of a trial.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// Every expectation of the scenario held.
-    Pass,
-    /// The lock did something a rule forbids.
-    Fail,
-    /// The scenario needs a capability the implementation lacks, or the environment cannot run it.
-    NotApplicable,
-    /// The worker broke (crashed, hung, broke the protocol): nothing was learnt about the lock.
-    Error,
-}
-
-impl Verdict {
-    /// The report's verdict for a runner's verdict.
-    pub fn of(v: &run::Verdict) -> Verdict {
-        match v {
-            run::Verdict::Pass => Verdict::Pass,
-            run::Verdict::Fail(_) => Verdict::Fail,
-            run::Verdict::Skip(_) => Verdict::NotApplicable,
-            run::Verdict::Error(_) => Verdict::Error,
-        }
-    }
-
-    /// Its name in reports: `pass`, `fail`, `n/a`, `error`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-            Verdict::NotApplicable => "n/a",
-            Verdict::Error => "error",
-        }
-    }
-}
-
-/// What an implementation's expectation file says about one trial, and whether it held.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExpectationNote {
-    /// The outcome the file expects: `fail`, `crash`, `timeout`.
-    pub outcome: String,
-    /// The step (counting from 1) at which the file expects it; `None`: any step.
-    pub step: Option<usize>,
-    /// The rule of that step, which the failure is charged to; `None` in a file that records
-    /// none.
-    pub rule: Option<String>,
-    /// Its one-line reason.
-    pub reason: String,
-    /// Whether the trial ended as expected. An expectation that does not hold is a problem.
-    pub held: bool,
-}
-
-impl ExpectationNote {
-    /// The expected failure in words: `fail at step 3 (REE-1)`.
-    pub fn describe(&self) -> String {
-        let mut s = match self.step {
-            Some(step) => format!("{} at step {step}", self.outcome),
-            None => self.outcome.clone(),
-        };
-        if let Some(rule) = &self.rule {
-            s.push_str(&format!(" ({rule})"));
-        }
-        s
-    }
-}
-
-/// Where one trial falls in the counts: exactly one of these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// Passed, with no expectation.
-    Pass,
-    /// Failed, with no expectation: a finding.
-    Fail,
-    /// The worker broke, with no expectation.
-    Error,
-    /// Not applicable, with no expectation.
-    NotApplicable,
-    /// Ended as its expectation says (an expected failure).
-    Expected,
-    /// Did not end as its expectation says (passed, or failed differently).
-    Unexpected,
-    /// Only in a rule's cell: the trial failed, at a step of another rule, before every step of
-    /// this rule had run, so it says nothing about this rule.
-    NotReached,
-}
-
 /// How the trials of a cell, an implementation or a run ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
@@ -419,28 +337,25 @@ impl Counts {
             + self.not_reached
     }
 
-    /// Trials that make the run fail: unexpected failures, errors and broken expectations.
-    pub fn problems(&self) -> usize {
-        self.fail + self.error + self.unexpected
-    }
-
-    /// The class that colours the cell: the worst thing in it.
-    pub fn class(&self) -> CellClass {
-        if self.total() == 0 {
-            CellClass::Empty
+    /// The worst outcome among the trials counted, which colours a cell: a failure or an
+    /// expectation that no longer holds ([`Outcome::Fail`]), an error, an expected failure, a
+    /// pass, not reached, not applicable, in that order; `None` when no trial is counted.
+    pub fn worst(&self) -> Option<Outcome> {
+        Some(if self.total() == 0 {
+            return None;
         } else if self.fail + self.unexpected > 0 {
-            CellClass::Fail
+            Outcome::Fail
         } else if self.error > 0 {
-            CellClass::Error
+            Outcome::Error
         } else if self.expected_fail > 0 {
-            CellClass::Expected
+            Outcome::Expected
         } else if self.pass > 0 {
-            CellClass::Pass
+            Outcome::Pass
         } else if self.not_reached > 0 {
-            CellClass::NotReached
+            Outcome::NotReached
         } else {
-            CellClass::NotApplicable
-        }
+            Outcome::NotApplicable
+        })
     }
 
     /// Trials that were judged (neither not applicable nor not reached).
@@ -470,40 +385,6 @@ impl fmt::Display for Counts {
             f.write_str("no tests")
         } else {
             f.write_str(&text.join(", "))
-        }
-    }
-}
-
-/// What colours a cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CellClass {
-    /// No scenario of the rule ran.
-    Empty,
-    /// Every judged trial passed.
-    Pass,
-    /// Some failed as expected, none otherwise.
-    Expected,
-    /// Nothing could be judged.
-    NotApplicable,
-    /// Nothing was judged: every trial failed at a step of another rule first.
-    NotReached,
-    /// A worker broke.
-    Error,
-    /// A trial failed, or an expectation no longer holds.
-    Fail,
-}
-
-impl CellClass {
-    /// A short name, used as a CSS class.
-    pub fn name(self) -> &'static str {
-        match self {
-            CellClass::Empty => "empty",
-            CellClass::Pass => "pass",
-            CellClass::Expected => "xfail",
-            CellClass::NotApplicable => "na",
-            CellClass::NotReached => "unreached",
-            CellClass::Error => "error",
-            CellClass::Fail => "fail",
         }
     }
 }
@@ -541,16 +422,9 @@ pub struct TrialResult {
 }
 
 impl TrialResult {
-    /// Where this trial falls in the counts.
+    /// Where this trial falls in the counts, as the judge judged it.
     pub fn outcome(&self) -> Outcome {
-        match (&self.expectation, self.verdict) {
-            (Some(e), _) if e.held => Outcome::Expected,
-            (Some(_), _) => Outcome::Unexpected,
-            (None, Verdict::Pass) => Outcome::Pass,
-            (None, Verdict::Fail) => Outcome::Fail,
-            (None, Verdict::Error) => Outcome::Error,
-            (None, Verdict::NotApplicable) => Outcome::NotApplicable,
-        }
+        Outcome::of(self.verdict, self.expectation.as_ref())
     }
 
     /// Whether the report shows its evidence: it failed, broke, or broke an expectation.
@@ -620,23 +494,6 @@ pub struct StderrTail {
     pub tail: String,
 }
 
-/// One finished trial, as the runner hands it to a [`Recorder`].
-#[derive(Debug, Clone, Copy)]
-pub struct Finished<'a> {
-    /// The test's name.
-    pub test: &'a str,
-    /// The implementation (interop: of the first process).
-    pub implementation: &'a str,
-    /// Interop only: the implementation of the other processes.
-    pub second: Option<&'a str>,
-    /// The scenario played.
-    pub scenario: &'a Scenario,
-    /// What the runner recorded.
-    pub report: &'a TrialReport,
-    /// The command that reruns it.
-    pub rerun: &'a str,
-}
-
 /// Builds a [`Report`] from the trials of a run.
 #[derive(Debug)]
 pub struct Recorder {
@@ -696,6 +553,30 @@ impl Recorder {
         }
     }
 
+    /// A report on a run of `selection` against `suite`, as [`Recorder::new`], with the interop
+    /// check declared when the selection plays it and, with `builtins`, the notes of the built-in
+    /// implementations it names.
+    pub fn of_selection(
+        environment: Environment,
+        suite: &Suite,
+        selection: &Selection,
+        lock_base: &Path,
+        builtins: bool,
+    ) -> Recorder {
+        let mut recorder = Recorder::new(environment, suite, &selection.implementations, lock_base);
+        for imp in selection.implementations.iter().filter(|_| builtins) {
+            if let Some(builtin) = crate::implementations::find(&imp.name) {
+                recorder.describe(&imp.name, builtin.notes);
+            }
+        }
+        if selection.interop {
+            let scenarios: Vec<&Scenario> =
+                suite.scenarios.iter().filter(|s| is_interop(s)).collect();
+            recorder.interop(&scenarios);
+        }
+        recorder
+    }
+
     /// Adds a one-line note to an implementation: what its adapter supplies or cannot express.
     pub fn describe(&mut self, implementation: &str, notes: &str) {
         if let Some(info) = self
@@ -717,61 +598,41 @@ impl Recorder {
         });
     }
 
-    /// Records one trial. `expectation` is what the implementation's expectation file says
-    /// about it, if anything. Trials with a `second` implementation go to the interop check.
-    pub fn record(&mut self, t: Finished<'_>, expectation: Option<ExpectationNote>) {
-        let r = t.report;
+    /// Records one test of the plan, what the runner recorded of its trial and how the judge
+    /// judged it. Pairs of the interop check go to the interop check.
+    pub fn record(&mut self, test: &Test, r: &TrialReport, judgement: &Judgement) {
         let redact = |s: &str| self.redactor.apply(s);
-        let evidence = match &r.verdict {
-            run::Verdict::Fail(f) | run::Verdict::Error(f) => Some(Evidence {
-                step: f.step.map(|i| i + 1),
-                rule: f.rule.clone(),
-                steps: t.scenario.steps.len(),
-                summary: redact(&f.summary),
-                expected: redact(&f.expected),
-                observed: redact(&f.observed),
-                timeline: r.timeline.iter().map(|l| redact(l)).collect(),
-                stderr: r
-                    .stderr
-                    .iter()
-                    .map(|(process, tail)| StderrTail {
-                        process: process.clone(),
-                        tail: redact(&tail_of(tail)),
-                    })
-                    .collect(),
-            }),
-            run::Verdict::Pass | run::Verdict::Skip(_) => None,
-        };
+        let scenario = &test.scenario;
+        let (implementation, second) = (test.implementation(), test.second());
         let result = TrialResult {
-            test: t.test.to_owned(),
-            implementation: t.implementation.to_owned(),
-            second: t.second.map(str::to_owned),
-            scenario: t.scenario.id.clone(),
-            description: t.scenario.description.clone(),
-            rules: t.scenario.rules.clone(),
-            checks: t
-                .scenario
+            test: test.name.clone(),
+            implementation: implementation.to_owned(),
+            second: second.map(str::to_owned),
+            scenario: scenario.id.clone(),
+            description: scenario.description.clone(),
+            rules: scenario.rules.clone(),
+            checks: scenario
                 .rules
                 .iter()
                 .map(|rule| {
-                    let steps = t.scenario.steps_checking(rule).map(|i| i + 1).collect();
+                    let steps = scenario.steps_checking(rule).map(|i| i + 1).collect();
                     (rule.clone(), steps)
                 })
                 .collect(),
-            verdict: Verdict::of(&r.verdict),
-            expectation,
+            verdict: judgement.verdict,
+            expectation: judgement.expectation.clone(),
             reason: match &r.verdict {
                 run::Verdict::Skip(reason) => Some(redact(reason)),
                 _ => None,
             },
             elapsed_ms: r.elapsed.as_secs_f64() * 1000.0,
-            evidence,
-            rerun: redact(t.rerun),
+            evidence: self.evidence(scenario, r),
+            rerun: redact(&test.rerun),
         };
         // The first worker of an implementation to say hello names its library and version.
         for (i, w) in r.workers.iter().enumerate() {
-            let name = match (i, t.second) {
-                (0, _) | (_, None) => t.implementation,
+            let name = match (i, second) {
+                (0, _) | (_, None) => implementation,
                 (_, Some(second)) => second,
             };
             if let Some(info) = self
@@ -786,7 +647,7 @@ impl Recorder {
                 info.capabilities.clone_from(&w.capabilities);
             }
         }
-        if t.second.is_some() {
+        if second.is_some() {
             self.report
                 .interop
                 .get_or_insert_with(|| Interop {
@@ -799,6 +660,31 @@ impl Recorder {
         } else {
             self.report.trials.push(result);
         }
+    }
+
+    /// For a failure or an error: what went wrong, and where, with machine paths removed.
+    fn evidence(&self, scenario: &Scenario, r: &TrialReport) -> Option<Evidence> {
+        let redact = |s: &str| self.redactor.apply(s);
+        let (run::Verdict::Fail(f) | run::Verdict::Error(f)) = &r.verdict else {
+            return None;
+        };
+        Some(Evidence {
+            step: f.step.map(|i| i + 1),
+            rule: f.rule.clone(),
+            steps: scenario.steps.len(),
+            summary: redact(&f.summary),
+            expected: redact(&f.expected),
+            observed: redact(&f.observed),
+            timeline: r.timeline.iter().map(|l| redact(l)).collect(),
+            stderr: r
+                .stderr
+                .iter()
+                .map(|(process, tail)| StderrTail {
+                    process: process.clone(),
+                    tail: redact(&tail_of(tail)),
+                })
+                .collect(),
+        })
     }
 
     /// The finished report: counts, matrices and the wall time since the recorder was made
@@ -908,18 +794,6 @@ impl Report {
             .find(|r| r.id == id)
             .map_or("", |r| r.title.as_str())
     }
-
-    /// Whether the run failed: any problem among the conformance trials. Interop trials between
-    /// different implementations do not count (IOP-1 is a SHOULD across implementations), but
-    /// an implementation paired with itself does.
-    pub fn failed(&self) -> bool {
-        self.totals.problems() > 0
-            || self.interop.as_ref().is_some_and(|i| {
-                i.matrix
-                    .iter()
-                    .any(|c| c.first == c.second && c.counts.problems() > 0)
-            })
-    }
 }
 
 /// The JSON report, pretty-printed, with a final newline.
@@ -927,6 +801,18 @@ pub fn json(report: &Report) -> String {
     let mut s = serde_json::to_string_pretty(report).expect("a report always serialises");
     s.push('\n');
     s
+}
+
+/// Where the reports go unless told otherwise: `lockspec/` in the target directory, beside the
+/// directory that holds the running program.
+///
+/// # Errors
+///
+/// Returns a message when the running program cannot be found.
+pub fn default_dir() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let bin_dir = exe.parent().unwrap_or(Path::new("."));
+    Ok(bin_dir.parent().unwrap_or(bin_dir).join("lockspec"))
 }
 
 /// The paths of the three report files written by [`write`].
@@ -938,6 +824,14 @@ pub struct Written {
     pub json: PathBuf,
     /// `report.html`.
     pub html: PathBuf,
+}
+
+impl fmt::Display for Written {
+    /// The three paths, comma-separated.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [md, json, html] = [&self.markdown, &self.json, &self.html].map(|p| p.display());
+        write!(f, "{md}, {json}, {html}")
+    }
 }
 
 /// Writes `report.md`, `report.json` and `report.html` into `dir`, creating it.

@@ -1,48 +1,115 @@
-//! The report as the terminal shows it after the progress lines: the per-rule table, the interop
-//! matrix and a one-line summary. Colour only when asked (on a terminal).
+//! A run as the terminal shows it: a progress line per finished test, the explanation of each
+//! test that fails the run, then the per-rule table, the interop matrix and a one-line summary.
+//! Colour only when asked (the `lockspec` binary asks, and prints through `anstream`, which keeps
+//! it only where the terminal and `NO_COLOR`/`CLICOLOR_FORCE` allow).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::time::Duration;
 
-use super::{CellClass, Counts, Report};
+use super::{Counts, Report};
+use crate::judge::{Judgement, Outcome, Verdict};
+use crate::plan::Test;
+use crate::run::{self, TrialReport};
 
-/// The ANSI colour of a class, if any.
-fn ansi(class: CellClass) -> Option<&'static str> {
-    match class {
-        CellClass::Pass => Some("32"),
-        CellClass::Fail => Some("31"),
-        CellClass::Error => Some("35"),
-        CellClass::Expected => Some("33"),
-        CellClass::NotApplicable | CellClass::NotReached => Some("2"),
-        CellClass::Empty => None,
+/// The ANSI colour of an outcome.
+fn ansi(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Pass => "32",
+        Outcome::Fail | Outcome::Unexpected => "31",
+        Outcome::Error => "35",
+        Outcome::Expected => "33",
+        Outcome::NotApplicable | Outcome::NotReached => "2",
     }
+}
+
+/// `text` in the colour of `outcome`, if `colour`.
+fn paint(text: &str, outcome: Option<Outcome>, colour: bool) -> String {
+    match outcome {
+        Some(o) if colour => format!("\x1b[{}m{text}\x1b[0m", ansi(o)),
+        _ => text.to_owned(),
+    }
+}
+
+/// A judgement as a five-letter label, and the outcome whose colour it takes: `PASS`, `XFAIL`
+/// (an expected failure), `N/A`, `FAIL`, `ERROR`, and for an expectation that did not hold,
+/// `XPASS` (it passed) or `XSKIP` (it did not apply), else the verdict.
+fn label(judgement: &Judgement) -> (&'static str, Outcome) {
+    match (judgement.outcome(), judgement.verdict) {
+        (Outcome::Pass, _) => ("PASS ", Outcome::Pass),
+        (Outcome::Expected, _) => ("XFAIL", Outcome::Expected),
+        (o @ (Outcome::NotApplicable | Outcome::NotReached), _) => ("N/A  ", o),
+        (Outcome::Unexpected, Verdict::Pass) => ("XPASS", Outcome::Fail),
+        (Outcome::Unexpected, Verdict::NotApplicable) => ("XSKIP", Outcome::Fail),
+        (Outcome::Error, _) | (Outcome::Unexpected, Verdict::Error) => ("ERROR", Outcome::Error),
+        (Outcome::Fail | Outcome::Unexpected, _) => ("FAIL ", Outcome::Fail),
+    }
+}
+
+/// The progress line of a finished test: `[ 12/340] PASS  reference::acquire::free (0.12 s)`.
+pub fn progress(
+    done: usize,
+    total: usize,
+    test: &Test,
+    judgement: &Judgement,
+    elapsed: Duration,
+    colour: bool,
+) -> String {
+    let (word, outcome) = label(judgement);
+    format!(
+        "[{done:>3}/{total}] {} {} ({:.2} s)",
+        paint(word, Some(outcome), colour),
+        test.name,
+        elapsed.as_secs_f64()
+    )
+}
+
+/// Why a test fails the run, for a person: scenario, step, rule, expected and observed, the
+/// timeline, the workers' stderr and the rerun command ([`run::explain`]), and what the
+/// expectation file said if it did not hold.
+pub fn explain(
+    test: &Test,
+    report: &TrialReport,
+    judgement: &Judgement,
+    rule_titles: &HashMap<String, String>,
+) -> String {
+    let mut text = run::explain(&test.name, &test.scenario, report, rule_titles, &test.rerun);
+    if let Some(mismatch) = judgement.mismatch(&report.verdict) {
+        // A pass or a skip is explained in one line without its end.
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        let _ = writeln!(text, "  {mismatch}");
+    }
+    text
 }
 
 /// A cell in words, such as `pass 3/3`, `FAIL 1/3`, `xfail 1/2`, `n/a 2/2`, `unreached 1/1`.
 pub fn cell_text(c: &Counts) -> String {
     let total = c.total();
-    match c.class() {
-        CellClass::Empty => "-".to_owned(),
-        CellClass::Fail => {
+    match c.worst() {
+        None => "-".to_owned(),
+        Some(Outcome::Fail | Outcome::Unexpected) => {
             let mut s = format!("FAIL {}/{total}", c.fail + c.unexpected);
             if c.error > 0 {
                 s.push('!');
             }
             s
         }
-        CellClass::Error => format!("ERROR {}/{total}", c.error),
-        CellClass::Expected => format!("xfail {}/{total}", c.expected_fail),
-        CellClass::Pass => format!("pass {}/{total}", c.pass),
-        CellClass::NotApplicable => format!("n/a {}/{total}", c.not_applicable),
-        CellClass::NotReached => format!("unreached {}/{total}", c.not_reached),
+        Some(Outcome::Error) => format!("ERROR {}/{total}", c.error),
+        Some(Outcome::Expected) => format!("xfail {}/{total}", c.expected_fail),
+        Some(Outcome::Pass) => format!("pass {}/{total}", c.pass),
+        Some(Outcome::NotApplicable) => format!("n/a {}/{total}", c.not_applicable),
+        Some(Outcome::NotReached) => format!("unreached {}/{total}", c.not_reached),
     }
 }
 
+/// A cell in words, coloured, then padded to `width` (so that a line's trailing spaces stay
+/// outside the colour, and are trimmed).
 fn padded(c: &Counts, width: usize, colour: bool) -> String {
-    let text = format!("{:<width$}", cell_text(c));
-    match (colour, ansi(c.class())) {
-        (true, Some(code)) => format!("\x1b[{code}m{text}\x1b[0m"),
-        _ => text,
-    }
+    let text = cell_text(c);
+    let pad = width.saturating_sub(text.chars().count());
+    format!("{}{:pad$}", paint(&text, c.worst(), colour), "")
 }
 
 /// The per-rule table: rule, title, and one column per implementation.
@@ -121,6 +188,17 @@ pub fn interop_table(report: &Report, colour: bool) -> String {
         out.truncate(out.trim_end_matches(' ').len());
         out.push('\n');
     }
+    out
+}
+
+/// What the terminal shows after the explanations: a blank line, the per-rule table, the interop
+/// matrix when the check ran, and the summary line.
+pub fn tables(report: &Report, colour: bool) -> String {
+    let mut out = format!("\n{}\n", table(report, colour));
+    if report.interop.is_some() {
+        let _ = writeln!(out, "{}", interop_table(report, colour));
+    }
+    out.push_str(&summary(report));
     out
 }
 

@@ -1,11 +1,14 @@
 //! Unit tests of the report: the model's counts, the JSON shape, escaping and redaction.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::*;
+use crate::expectations::Class;
+use crate::judge::{self, Outcome};
 use crate::run::{FailKind, Failure, WorkerInfo};
 use crate::suite::Rule;
 
@@ -121,18 +124,23 @@ fn record(
         Some(b) => format!("{imp}+{b}::{}", s.id),
         None => format!("{imp}::{}", s.id),
     };
-    let rerun = format!("cargo xtask conformance --exact --filter {test}");
-    rec.record(
-        Finished {
-            test: &test,
-            implementation: imp,
-            second,
-            scenario: s,
-            report: r,
-            rerun: &rerun,
-        },
+    let players = std::iter::once(imp)
+        .chain(second)
+        .map(|name| Implementation::new(name, "worker", &[]))
+        .collect();
+    let test = Test {
+        rerun: format!("cargo xtask conformance --exact --filter {test}"),
+        name: test,
+        players,
+        scenario: s.clone(),
+        expected: None,
+    };
+    let judgement = Judgement {
+        verdict: Verdict::of(&r.verdict),
         expectation,
-    );
+        binding: crate::judge::binds(imp, second),
+    };
+    rec.record(&test, r, &judgement);
 }
 
 /// A small run: `a` passes everything; `b` fails REL-2 at step 3 of a scenario whose step 4
@@ -169,7 +177,7 @@ fn sample() -> Report {
         &two,
         &failed_idn,
         Some(ExpectationNote {
-            outcome: "fail".into(),
+            outcome: Class::Fail,
             step: Some(3),
             rule: Some("IDN-1".into()),
             reason: "IDN-1: per-process record locks".into(),
@@ -195,7 +203,7 @@ fn the_matrix_charges_a_failure_to_the_rule_of_its_step() {
     assert_eq!(r.matrix[0].rule, "IDN-1");
     let a_idn = r.cell("IDN-1", "a").unwrap();
     assert_eq!((a_idn.pass, a_idn.total()), (2, 2));
-    assert_eq!(a_idn.class(), CellClass::Pass);
+    assert_eq!(a_idn.worst(), Some(Outcome::Pass));
     let b_idn = r.cell("IDN-1", "b").unwrap();
     assert_eq!(
         (b_idn.fail, b_idn.expected_fail, b_idn.not_reached),
@@ -203,13 +211,13 @@ fn the_matrix_charges_a_failure_to_the_rule_of_its_step() {
         "the REL-2 failure at step 3 is not charged to IDN-1, whose step 4 never ran"
     );
     assert_eq!((b_idn.applicable(), b_idn.total()), (1, 2));
-    assert_eq!(b_idn.class(), CellClass::Expected);
+    assert_eq!(b_idn.worst(), Some(Outcome::Expected));
     let b_rel = r.cell("REL-2", "b").unwrap();
     assert_eq!((b_rel.fail, b_rel.total()), (1, 1));
     let b_cbk = r.cell("CBK-1", "b").unwrap();
     assert_eq!(b_cbk.not_applicable, 1);
-    assert_eq!(b_cbk.class(), CellClass::NotApplicable);
-    assert_eq!(r.cell("IOP-1", "a").unwrap().class(), CellClass::Empty);
+    assert_eq!(b_cbk.worst(), Some(Outcome::NotApplicable));
+    assert_eq!(r.cell("IOP-1", "a").unwrap().worst(), None);
 
     assert_eq!(r.totals.total(), 6);
     assert_eq!(
@@ -233,18 +241,18 @@ fn the_interop_matrix_has_one_cell_per_ordered_pair() {
     let interop = r.interop.as_ref().unwrap();
     assert_eq!(interop.trials.len(), 4);
     assert!(r.trials.iter().all(|t| t.second.is_none()));
-    let pairs: Vec<(&str, &str, CellClass)> = interop
+    let pairs: Vec<(&str, &str, Option<Outcome>)> = interop
         .matrix
         .iter()
-        .map(|c| (c.first.as_str(), c.second.as_str(), c.counts.class()))
+        .map(|c| (c.first.as_str(), c.second.as_str(), c.counts.worst()))
         .collect();
     assert_eq!(
         pairs,
         [
-            ("a", "a", CellClass::Pass),
-            ("a", "b", CellClass::Fail),
-            ("b", "a", CellClass::Fail),
-            ("b", "b", CellClass::Pass),
+            ("a", "a", Some(Outcome::Pass)),
+            ("a", "b", Some(Outcome::Fail)),
+            ("b", "a", Some(Outcome::Fail)),
+            ("b", "b", Some(Outcome::Pass)),
         ]
     );
 }
@@ -252,19 +260,27 @@ fn the_interop_matrix_has_one_cell_per_ordered_pair() {
 #[test]
 fn only_problems_of_one_implementation_fail_the_run() {
     let mut r = sample();
-    assert!(r.failed(), "b fails REL-2");
+    assert!(judge::failed(&r), "b fails REL-2");
     r.trials.retain(|t| t.outcome() != Outcome::Fail);
     r.totals = Counts {
         fail: 0,
         ..r.totals
     };
     assert!(
-        !r.failed(),
+        !judge::failed(&r),
         "an expected failure, n/a and two implementations that do not interoperate are not problems"
     );
     let interop = r.interop.as_mut().unwrap();
-    interop.matrix[0].counts.fail = 1;
-    assert!(r.failed(), "an implementation paired with itself must pass");
+    let itself = interop
+        .trials
+        .iter_mut()
+        .find(|t| t.second.as_deref() == Some(t.implementation.as_str()))
+        .unwrap();
+    itself.verdict = Verdict::Fail;
+    assert!(
+        judge::failed(&r),
+        "an implementation paired with itself must pass"
+    );
 }
 
 #[test]
@@ -290,7 +306,7 @@ fn another_rule_passes_if_its_steps_all_ran_before_the_failing_one() {
     t.evidence = None;
     t.verdict = Verdict::Pass;
     t.expectation = Some(ExpectationNote {
-        outcome: "fail".into(),
+        outcome: Class::Fail,
         step: Some(3),
         rule: Some("REL-2".into()),
         reason: "REL-2: silent".into(),
@@ -307,14 +323,14 @@ fn a_cell_of_trials_that_never_reached_its_rule_is_not_judged() {
         not_applicable: 1,
         ..Counts::default()
     };
-    assert_eq!((c.applicable(), c.class()), (0, CellClass::NotReached));
+    assert_eq!((c.applicable(), c.worst()), (0, Some(Outcome::NotReached)));
     assert_eq!(c.to_string(), "1 n/a, 2 not reached");
     let c = Counts {
         pass: 1,
         not_reached: 1,
         ..Counts::default()
     };
-    assert_eq!((c.applicable(), c.class()), (1, CellClass::Pass));
+    assert_eq!((c.applicable(), c.worst()), (1, Some(Outcome::Pass)));
 }
 
 #[test]
@@ -322,7 +338,7 @@ fn an_expectation_that_no_longer_holds_is_a_problem() {
     let mut t = sample().trials[0].clone();
     assert_eq!(t.outcome(), Outcome::Pass);
     t.expectation = Some(ExpectationNote {
-        outcome: "fail".into(),
+        outcome: Class::Fail,
         step: None,
         rule: None,
         reason: "r".into(),
@@ -331,7 +347,7 @@ fn an_expectation_that_no_longer_holds_is_a_problem() {
     assert_eq!(t.outcome(), Outcome::Unexpected);
     let mut c = Counts::default();
     c.add(t.outcome());
-    assert_eq!((c.problems(), c.class()), (1, CellClass::Fail));
+    assert_eq!((c.unexpected, c.worst()), (1, Some(Outcome::Fail)));
 }
 
 #[test]
@@ -554,4 +570,54 @@ fn long_stderr_is_cut_to_its_last_lines() {
     let cut = tail_of(&wide);
     assert!(cut.len() <= STDERR_BYTES + "…".len() + 1);
     assert!(cut.starts_with('…'));
+}
+
+#[test]
+fn the_terminal_labels_each_judgement_and_explains_a_broken_expectation() {
+    let s = scenario("identity::two", &["IDN-1"]);
+    let expected = crate::expectations::Expected {
+        outcome: Class::Fail,
+        step: Some(3),
+        rule: Some("IDN-1".into()),
+        reason: "IDN-1: per-process record locks".into(),
+    };
+    let test = |expected: Option<crate::expectations::Expected>| Test {
+        name: "a::identity::two".into(),
+        players: vec![Implementation::new("a", "worker", &[])],
+        scenario: s.clone(),
+        expected,
+        rerun: "cargo xtask conformance --impl a --exact --filter a::identity::two".into(),
+    };
+    let failed = run::Verdict::Fail(Failure {
+        rule: Some("IDN-1".into()),
+        ..failure("acquired after 0.1 ms")
+    });
+    let skipped = run::Verdict::Skip("no callback".into());
+    for (verdict, expected, label) in [
+        (run::Verdict::Pass, None, "PASS "),
+        (run::Verdict::Pass, Some(expected.clone()), "XPASS"),
+        (failed.clone(), Some(expected.clone()), "XFAIL"),
+        (failed.clone(), None, "FAIL "),
+        (skipped.clone(), None, "N/A  "),
+        (skipped, Some(expected.clone()), "XSKIP"),
+    ] {
+        let (t, r) = (test(expected), trial_report(verdict, "liba"));
+        let j = judge::judge(&t, &r);
+        let line = terminal::progress(1, 9, &t, &j, r.elapsed, false);
+        assert_eq!(line, format!("[  1/9] {label} a::identity::two (0.01 s)"));
+        assert!(terminal::progress(1, 9, &t, &j, r.elapsed, true).contains("\x1b["));
+    }
+    let (t, r) = (
+        test(Some(expected)),
+        trial_report(run::Verdict::Pass, "liba"),
+    );
+    let text = terminal::explain(&t, &r, &judge::judge(&t, &r), &HashMap::new());
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "a::identity::two: passed",
+            "  the expectations say fail at step 3 (IDN-1) (IDN-1: per-process record locks), \
+             but this run shows a pass; if the library changed, review and rerun with --bless"
+        ]
+    );
 }
