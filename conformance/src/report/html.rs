@@ -171,6 +171,26 @@ fn implementations(out: &mut String, report: &Report) {
         );
     }
     let _ = writeln!(out, "</tbody>\n</table>");
+    let _ = writeln!(
+        out,
+        "<p>How prompt each was, on its workers' clocks (median / largest, and how many): a \
+         waiter's return after the lock was freed, a timed-out acquire's return after its \
+         timeout, and a call that had to complete at once.</p>\n<table>\n<thead><tr>\
+         <th>implementation</th><th>hand-off</th><th>timeout overshoot</th><th>immediate call</th>\
+         </tr></thead>\n<tbody>"
+    );
+    for imp in &report.implementations {
+        let p = &imp.promptness;
+        let _ = writeln!(
+            out,
+            "<tr><th>{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            e(&imp.name),
+            e(&p.handoff.cell()),
+            e(&p.overshoot.cell()),
+            e(&p.call.cell())
+        );
+    }
+    let _ = writeln!(out, "</tbody>\n</table>");
 }
 
 fn legend(out: &mut String, report: &Report) {

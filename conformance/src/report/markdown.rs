@@ -103,6 +103,28 @@ fn implementations(out: &mut String, report: &Report) {
         );
     }
 
+    let _ = writeln!(
+        out,
+        "\nHow prompt each was, on its workers' clocks (median / largest, and how many): a waiter's \
+         return after the lock was freed, a timed-out acquire's return after its timeout, and a \
+         call that had to complete at once.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| implementation | hand-off | timeout overshoot | immediate call |\n| --- | ---: | ---: | ---: |"
+    );
+    for imp in &report.implementations {
+        let p = &imp.promptness;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            cell(&imp.name),
+            p.handoff.cell(),
+            p.overshoot.cell(),
+            p.call.cell()
+        );
+    }
+
     let notes: Vec<String> = report
         .implementations
         .iter()

@@ -206,6 +206,58 @@ pub struct ImplementationInfo {
     pub unavailable: Option<String>,
     /// Counts over its trials.
     pub totals: Counts,
+    /// How prompt it was, over its own trials (not the interop pairs), on its workers' clocks.
+    #[serde(default)]
+    pub promptness: Promptness,
+}
+
+/// How prompt an implementation was over a run: the durations its judged replies showed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Promptness {
+    /// A woken waiter's return after the release (or kill) that freed the lock.
+    pub handoff: Figures,
+    /// A timed-out acquire's return after its timeout.
+    pub overshoot: Figures,
+    /// An acquire or release that had to complete at once.
+    pub call: Figures,
+}
+
+/// The median and the largest of some durations, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// How many durations.
+    pub samples: usize,
+    /// Their median (0 without samples).
+    pub p50_ms: f64,
+    /// The largest (0 without samples).
+    pub max_ms: f64,
+}
+
+impl Figures {
+    fn of(mut durations: Vec<Duration>) -> Figures {
+        durations.sort_unstable();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        match durations.len() {
+            0 => Figures::default(),
+            n => Figures {
+                samples: n,
+                p50_ms: ms(durations[(n - 1) / 2]),
+                max_ms: ms(durations[n - 1]),
+            },
+        }
+    }
+
+    /// `p50 / max ms (n)`, or a dash without samples.
+    pub fn cell(&self) -> String {
+        if self.samples == 0 {
+            "–".into()
+        } else {
+            format!(
+                "{:.1} / {:.1} ms ({})",
+                self.p50_ms, self.max_ms, self.samples
+            )
+        }
+    }
 }
 
 /// The capability by which a worker says its adapter polls for timeouts (spec/PROTOCOL.md).
@@ -500,6 +552,8 @@ pub struct Recorder {
     report: Report,
     redactor: Redactor,
     started: SystemTime,
+    /// The judged durations of each implementation's own trials.
+    measures: HashMap<String, Vec<crate::run::Measure>>,
 }
 
 impl Recorder {
@@ -533,6 +587,7 @@ impl Recorder {
                         notes: None,
                         unavailable: imp.unavailable.as_deref().map(|u| redactor.apply(u)),
                         totals: Counts::default(),
+                        promptness: Promptness::default(),
                     })
                     .collect(),
                 rules: suite
@@ -550,6 +605,7 @@ impl Recorder {
             },
             redactor,
             started: SystemTime::now(),
+            measures: HashMap::new(),
         }
     }
 
@@ -629,6 +685,12 @@ impl Recorder {
             evidence: self.evidence(scenario, r),
             rerun: redact(&test.rerun),
         };
+        if second.is_none() {
+            self.measures
+                .entry(implementation.to_owned())
+                .or_default()
+                .extend(r.measures.iter().copied());
+        }
         // The first worker of an implementation to say hello names its library and version.
         for (i, w) in r.workers.iter().enumerate() {
             let name = match (i, second) {
@@ -691,6 +753,23 @@ impl Recorder {
     /// (or `wall`, if given).
     pub fn finish(mut self, wall: Option<Duration>) -> Report {
         let wall = wall.unwrap_or_else(|| self.started.elapsed().unwrap_or_default());
+        for info in &mut self.report.implementations {
+            let measures = self.measures.remove(&info.name).unwrap_or_default();
+            let of = |kind: crate::run::MeasureKind| {
+                Figures::of(
+                    measures
+                        .iter()
+                        .filter(|m| m.kind == kind)
+                        .map(|m| m.duration)
+                        .collect(),
+                )
+            };
+            info.promptness = Promptness {
+                handoff: of(crate::run::MeasureKind::Handoff),
+                overshoot: of(crate::run::MeasureKind::Overshoot),
+                call: of(crate::run::MeasureKind::Call),
+            };
+        }
         let report = &mut self.report;
         report.environment.wall_time_s = wall.as_secs_f64();
         let mut cells: HashMap<(&str, &str), Counts> = HashMap::new();
