@@ -263,6 +263,15 @@ fn expected_failures(out: &mut String, report: &Report) {
                 note.describe(),
                 one_line(&note.reason)
             );
+            // The evidence of this run: what the step expected and what the library did.
+            if let Some(e) = &t.evidence {
+                let _ = writeln!(
+                    out,
+                    "  - this run: expected {}; observed {}",
+                    one_line(&e.expected),
+                    one_line(&e.observed)
+                );
+            }
         }
     }
 }
