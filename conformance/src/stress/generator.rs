@@ -240,134 +240,12 @@ impl Generator {
 /// the lock is held, waiters that get the lock when it is released, and a witness in every
 /// critical section. For the checker's benchmark and tests.
 pub fn synthetic(events: usize, seed: u64) -> History {
-    const US: u64 = 1_000;
-    const LOCKS: u32 = 3;
-    const AGENTS: u32 = 6;
-    let mut rng = Rng::new(seed);
-    let mut ops: Vec<Op> = Vec::with_capacity(events + 8);
-    let start = 1_000_000_000;
-    let mut clock = [start; LOCKS as usize];
-    let mut counter = [0u64; LOCKS as usize];
-    let mut objects = 0u32;
-    let op = |kind, agent: u32, lock, invoke: u64, call: (u64, u64), outcome| {
-        let mut op = Op::new(kind, agent / 2, agent / 2, agent % 2, lock);
-        op.invoke_ns = invoke;
-        op.start_ns = Some(call.0);
-        op.end_ns = Some(call.1);
-        op.complete_ns = Some(call.1 + 10 * US);
-        op.outcome = outcome;
-        op
-    };
-    // The acquire of the next hold of each lock, if a waiter has already begun it.
-    let mut waiting: [Option<(u32, u64)>; LOCKS as usize] = [None; LOCKS as usize];
-    while ops.len() < events {
-        let lock = rng.below(u64::from(LOCKS)) as u32;
-        let l = lock as usize;
-        let (agent, invoke) = waiting[l]
-            .take()
-            .unwrap_or_else(|| (rng.below(u64::from(AGENTS)) as u32, clock[l]));
-        let taken = clock[l] + rng.between(5, 20) * US;
-        let mut acquire = op(
-            OpKind::Acquire,
-            agent,
-            lock,
-            invoke,
-            (invoke + US, taken),
-            Outcome::Acquired,
-        );
-        acquire.object = Some(objects);
-        acquire.timeout_ms = [None, Some(0), Some(50)][rng.below(3) as usize];
-        objects += 1;
-        let hold_ns = rng.between(2_000, 6_000) * US;
-        let released = taken + 20 * US + hold_ns;
-        let a = ops.len() as u32;
-        ops.push(acquire);
-        let middle = taken + 20 * US + hold_ns / 2;
-        let mut witness = op(
-            OpKind::Witness,
-            agent,
-            lock,
-            middle,
-            (middle + US, middle + 20 * US),
-            Outcome::Ok,
-        );
-        witness.hold = Some(a);
-        witness.value = Some(counter[l]);
-        witness.collision = Some(false);
-        counter[l] += 1;
-        ops.push(witness);
-        // Others fail while it is held: single attempts, and a timed acquire of 1 ms.
-        for _ in 0..rng.below(3) {
-            let at = taken + 30 * US + rng.below(hold_ns / 2);
-            let other = (agent + 1 + rng.below(u64::from(AGENTS) - 1) as u32) % AGENTS;
-            let mut attempt = op(
-                OpKind::Acquire,
-                other,
-                lock,
-                at,
-                (at + US, at + 3 * US),
-                Outcome::WouldBlock,
-            );
-            attempt.timeout_ms = Some(0);
-            ops.push(attempt);
-        }
-        if rng.chance(300) {
-            let at = taken + 30 * US;
-            let other = (agent + 1) % AGENTS;
-            let mut timed = op(
-                OpKind::Acquire,
-                other,
-                lock,
-                at,
-                (at + US, at + 1_100 * US),
-                Outcome::TimedOut,
-            );
-            timed.timeout_ms = Some(1);
-            ops.push(timed);
-        }
-        let releaser = if rng.chance(300) {
-            AUX_THREAD
-        } else {
-            agent % 2
-        };
-        let mut release = op(
-            OpKind::Release,
-            agent,
-            lock,
-            released,
-            (released + US, released + 5 * US),
-            Outcome::Released,
-        );
-        release.thread = releaser;
-        release.hold = Some(a);
-        ops.push(release);
-        clock[l] = released + 6 * US;
-        // Sometimes the next holder was already waiting.
-        if rng.chance(400) {
-            let other = (agent + 1 + rng.below(u64::from(AGENTS) - 1) as u32) % AGENTS;
-            waiting[l] = Some((other, taken + 40 * US));
-        } else {
-            clock[l] += rng.between(0, 3_000) * US;
-        }
+    let mut synthetic = Synthetic::new(events, seed);
+    while synthetic.ops.len() < events {
+        synthetic.hold();
     }
-    // In the order the runner would have sent them, with the holds renumbered.
-    let mut order: Vec<u32> = (0..ops.len() as u32).collect();
-    order.sort_by_key(|&i| ops[i as usize].invoke_ns);
-    let mut new_index = vec![0u32; ops.len()];
-    for (new, &old) in order.iter().enumerate() {
-        new_index[old as usize] = new as u32;
-    }
-    let mut slots: Vec<Option<Op>> = ops.into_iter().map(Some).collect();
-    let ops: Vec<Op> = order
-        .iter()
-        .map(|&i| {
-            let mut op = slots[i as usize]
-                .take()
-                .expect("each operation is moved once");
-            op.hold = op.hold.map(|h| new_index[h as usize]);
-            op
-        })
-        .collect();
+    let ops = in_invoke_order(synthetic.ops);
+    let start = SYNTHETIC_START;
     let end = ops
         .iter()
         .filter_map(|o| o.complete_ns)
@@ -378,9 +256,9 @@ pub fn synthetic(events: usize, seed: u64) -> History {
         meta: Meta {
             implementation: "synthetic".into(),
             seed,
-            procs: AGENTS / 2,
+            procs: SYNTHETIC_AGENTS / 2,
             threads: 2,
-            locks: LOCKS,
+            locks: SYNTHETIC_LOCKS,
             duration_ms: (end - start) / 1_000_000,
             timing_scale: 1.0,
             replay: String::new(),
@@ -390,6 +268,184 @@ pub fn synthetic(events: usize, seed: u64) -> History {
         kills: Vec::new(),
         ops,
     }
+}
+
+/// A microsecond in nanoseconds.
+const US: u64 = 1_000;
+/// The locks of a [`synthetic`] history.
+const SYNTHETIC_LOCKS: u32 = 3;
+/// The threads of a [`synthetic`] history, two per process.
+const SYNTHETIC_AGENTS: u32 = 6;
+/// When a [`synthetic`] history starts, in nanoseconds.
+const SYNTHETIC_START: u64 = 1_000_000_000;
+
+/// A [`synthetic`] history being made up, one hold at a time.
+struct Synthetic {
+    rng: Rng,
+    ops: Vec<Op>,
+    /// When each lock is next free.
+    clock: [u64; SYNTHETIC_LOCKS as usize],
+    /// The witness counter of each lock.
+    counter: [u64; SYNTHETIC_LOCKS as usize],
+    /// Lock objects opened so far.
+    objects: u32,
+    /// The acquire of the next hold of each lock, if a waiter has already begun it.
+    waiting: [Option<(u32, u64)>; SYNTHETIC_LOCKS as usize],
+}
+
+impl Synthetic {
+    fn new(events: usize, seed: u64) -> Synthetic {
+        Synthetic {
+            rng: Rng::new(seed),
+            ops: Vec::with_capacity(events + 8),
+            clock: [SYNTHETIC_START; SYNTHETIC_LOCKS as usize],
+            counter: [0; SYNTHETIC_LOCKS as usize],
+            objects: 0,
+            waiting: [None; SYNTHETIC_LOCKS as usize],
+        }
+    }
+
+    /// One hold of a lock: its acquire, a witness in the middle, the acquires of others that
+    /// fail meanwhile, its release, and perhaps the next holder already waiting.
+    fn hold(&mut self) {
+        let lock = self.rng.below(u64::from(SYNTHETIC_LOCKS)) as u32;
+        let l = lock as usize;
+        let (agent, invoke) = self.waiting[l].take().unwrap_or_else(|| {
+            (
+                self.rng.below(u64::from(SYNTHETIC_AGENTS)) as u32,
+                self.clock[l],
+            )
+        });
+        let taken = self.clock[l] + self.rng.between(5, 20) * US;
+        let mut acquire = synthetic_op(
+            OpKind::Acquire,
+            agent,
+            lock,
+            invoke,
+            (invoke + US, taken),
+            Outcome::Acquired,
+        );
+        acquire.object = Some(self.objects);
+        acquire.timeout_ms = [None, Some(0), Some(50)][self.rng.below(3) as usize];
+        self.objects += 1;
+        let hold_ns = self.rng.between(2_000, 6_000) * US;
+        let released = taken + 20 * US + hold_ns;
+        let a = self.ops.len() as u32;
+        self.ops.push(acquire);
+        let middle = taken + 20 * US + hold_ns / 2;
+        let mut witness = synthetic_op(
+            OpKind::Witness,
+            agent,
+            lock,
+            middle,
+            (middle + US, middle + 20 * US),
+            Outcome::Ok,
+        );
+        witness.hold = Some(a);
+        witness.value = Some(self.counter[l]);
+        witness.collision = Some(false);
+        self.counter[l] += 1;
+        self.ops.push(witness);
+        self.failed_attempts(agent, lock, taken, hold_ns);
+        let releaser = if self.rng.chance(300) {
+            AUX_THREAD
+        } else {
+            agent % 2
+        };
+        let mut release = synthetic_op(
+            OpKind::Release,
+            agent,
+            lock,
+            released,
+            (released + US, released + 5 * US),
+            Outcome::Released,
+        );
+        release.thread = releaser;
+        release.hold = Some(a);
+        self.ops.push(release);
+        self.clock[l] = released + 6 * US;
+        // Sometimes the next holder was already waiting.
+        if self.rng.chance(400) {
+            let other = (agent + 1 + self.rng.below(u64::from(SYNTHETIC_AGENTS) - 1) as u32)
+                % SYNTHETIC_AGENTS;
+            self.waiting[l] = Some((other, taken + 40 * US));
+        } else {
+            self.clock[l] += self.rng.between(0, 3_000) * US;
+        }
+    }
+
+    /// Others fail while `agent` holds `lock`: single attempts, and a timed acquire of 1 ms.
+    fn failed_attempts(&mut self, agent: u32, lock: u32, taken: u64, hold_ns: u64) {
+        for _ in 0..self.rng.below(3) {
+            let at = taken + 30 * US + self.rng.below(hold_ns / 2);
+            let other = (agent + 1 + self.rng.below(u64::from(SYNTHETIC_AGENTS) - 1) as u32)
+                % SYNTHETIC_AGENTS;
+            let mut attempt = synthetic_op(
+                OpKind::Acquire,
+                other,
+                lock,
+                at,
+                (at + US, at + 3 * US),
+                Outcome::WouldBlock,
+            );
+            attempt.timeout_ms = Some(0);
+            self.ops.push(attempt);
+        }
+        if self.rng.chance(300) {
+            let at = taken + 30 * US;
+            let other = (agent + 1) % SYNTHETIC_AGENTS;
+            let mut timed = synthetic_op(
+                OpKind::Acquire,
+                other,
+                lock,
+                at,
+                (at + US, at + 1_100 * US),
+                Outcome::TimedOut,
+            );
+            timed.timeout_ms = Some(1);
+            self.ops.push(timed);
+        }
+    }
+}
+
+/// One answered operation of thread `agent % 2` of process `agent / 2`, invoked at `invoke`,
+/// made between the two times of `call` and seen by the runner 10 µs after.
+fn synthetic_op(
+    kind: OpKind,
+    agent: u32,
+    lock: u32,
+    invoke: u64,
+    call: (u64, u64),
+    outcome: Outcome,
+) -> Op {
+    let mut op = Op::new(kind, agent / 2, agent / 2, agent % 2, lock);
+    op.invoke_ns = invoke;
+    op.start_ns = Some(call.0);
+    op.end_ns = Some(call.1);
+    op.complete_ns = Some(call.1 + 10 * US);
+    op.outcome = outcome;
+    op
+}
+
+/// The operations in the order the runner would have sent them, with the holds renumbered.
+fn in_invoke_order(ops: Vec<Op>) -> Vec<Op> {
+    let mut order: Vec<u32> = (0..ops.len() as u32).collect();
+    order.sort_by_key(|&i| ops[i as usize].invoke_ns);
+    let mut new_index = vec![0u32; ops.len()];
+    for (new, &old) in order.iter().enumerate() {
+        new_index[old as usize] = new as u32;
+    }
+    let mut slots: Vec<Option<Op>> = ops.into_iter().map(Some).collect();
+    order
+        .iter()
+        .map(|&i| {
+            let mut op = slots[i as usize]
+                .take()
+                .expect("each operation is moved once");
+            op.hold = op.hold.map(|h| new_index[h as usize]);
+            op
+        })
+        .collect()
 }
 
 #[cfg(test)]
