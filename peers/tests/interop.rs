@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use lockspec_conformance::judge;
 use lockspec_conformance::plan::{self, Rerun, Selection, Test};
 use lockspec_conformance::run::{self, Settings, TrialReport, Verdict};
 use lockspec_conformance::scenario::Scenario;
@@ -118,7 +117,7 @@ fn locks_that_do_not_see_each_other_fail_the_interop_scenarios() {
             test.implementation(),
             test.second()
         );
-        let judgement = judge::judge(&test, &report);
+        let judgement = lockspec_conformance::judge::judge(&test, &report);
         assert!(
             judgement.outcome().is_problem() && !judgement.fails_run(),
             "a pair of two implementations is a finding, not a failure of the run: {judgement:?}"
