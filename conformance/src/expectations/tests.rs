@@ -6,14 +6,7 @@ use crate::session::BrokenKind;
 
 /// A failure of `kind` at `step`, which checks REL-2.
 fn failure(kind: FailKind, step: Option<usize>) -> Failure {
-    Failure {
-        kind,
-        step,
-        rule: step.map(|_| "REL-2".into()),
-        summary: "acquire".into(),
-        expected: "acquired".into(),
-        observed: "timed_out after 300.0 ms".into(),
-    }
+    Failure::fixture(kind, step)
 }
 
 fn fail_at(step: usize) -> Verdict {

@@ -347,21 +347,23 @@ impl<'a> Trial<'a> {
                 handle,
                 expect,
                 within,
-            } => {
-                let command = Op::Acquire {
-                    handle: handle.clone(),
-                };
-                self.acquire_or_release(process, thread, handle, command, expect, *within)
             }
-            Step::Release {
+            | Step::Release {
                 process,
                 thread,
                 handle,
                 expect,
                 within,
             } => {
-                let command = Op::Release {
-                    handle: handle.clone(),
+                let handle_name = handle.clone();
+                let command = if matches!(step, Step::Acquire { .. }) {
+                    Op::Acquire {
+                        handle: handle_name,
+                    }
+                } else {
+                    Op::Release {
+                        handle: handle_name,
+                    }
                 };
                 self.acquire_or_release(process, thread, handle, command, expect, *within)
             }

@@ -96,6 +96,21 @@ pub(super) const NO_REPLY: &str = "no reply after";
 /// [`Failure::expected`] of an implementation that is not installed.
 const INSTALLED: &str = "an implementation installed on this machine";
 
+#[cfg(test)]
+impl Failure {
+    /// The failure the unit tests of judging share: `kind` at `step`, a step that checks REL-2.
+    pub(crate) fn fixture(kind: FailKind, step: Option<usize>) -> Failure {
+        Failure {
+            kind,
+            step,
+            rule: step.map(|_| "REL-2".into()),
+            summary: "acquire".into(),
+            expected: "acquired".into(),
+            observed: "timed_out after 300.0 ms".into(),
+        }
+    }
+}
+
 impl Failure {
     /// Whether the failure is an operation that got no reply in time (it hung), rather than a
     /// wrong reply.
